@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def append(path: Path, text: str | bytes) -> None:
     data = text.encode() if isinstance(text, str) else text
     with path.open("ab") as out:
         out.write(data)
+
+
+def spool_file(state: Path, uid: int, text: str, mode: int = 0o644) -> Path:
+    """``queue.d/<uid>.jsonl`` under ``state`` holding ``text``, owned by ``uid`` with ``mode``
+    (``queue.d`` made 1733 where it is not there yet), as a user's ``carbond submit`` leaves it."""
+    spool = state / "queue.d"
+    spool.mkdir(mode=0o1733, exist_ok=True)
+    path = spool / f"{uid}.jsonl"
+    path.write_text(text)
+    os.chown(path, uid, uid)
+    path.chmod(mode)
+    return path
 
 
 def make_service(

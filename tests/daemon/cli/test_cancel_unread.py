@@ -14,7 +14,7 @@ from daemon.cli import cancel_cmd, main
 from daemon.cli.unread import UnreadLookup
 from daemon.reports.lines import user_name
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import job_line, make_service
+from tests.daemon.helpers import job_line, make_service, spool_file
 from tests.daemon.users import user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root cancels another user's job")
@@ -32,23 +32,13 @@ def _owners_have_passwd_entries() -> None:
         user_with_uid(uid)
 
 
-def _spool_file(state: Path, uid: int, text: str) -> Path:
-    spool = state / "queue.d"
-    spool.mkdir(mode=0o1733, exist_ok=True)
-    path = spool / f"{uid}.jsonl"
-    path.write_text(text)
-    os.chown(path, uid, uid)
-    path.chmod(0o644)
-    return path
-
-
 def test_root_cancels_another_users_unread_job_in_their_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``carbond cancel`` looked only in the caller's own queue file for a job the daemon had
     not read: root could not cancel another user's job while the daemon was down (`unknown
     job`). Root's cancel now follows the job's line in the file that holds it."""
-    path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
+    path = spool_file(tmp_path, ALICE, job_line(id="theirs"))
     assert main(["cancel", "theirs", "--state-dir", str(tmp_path), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["queue_file"], shown["state"]) == (str(path), None)
@@ -74,7 +64,7 @@ def test_roots_status_finds_another_users_unread_job_as_its_cancel_does(
     (exit 2), while root's ``carbond cancel ID`` found and cancelled it: status looked in
     root's own queue file only. It shows the job as submitted, in whose file, and the
     pending cancel, as for the user."""
-    path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
+    path = spool_file(tmp_path, ALICE, job_line(id="theirs"))
     whose = f"{path} ({user_name(ALICE)}'s)"
     assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == f"theirs: submitted to {whose}, not read by the daemon yet\n"
@@ -85,7 +75,7 @@ def test_roots_status_finds_another_users_unread_job_as_its_cancel_does(
         "job_id": "theirs", "state": "submitted", "queue_file": str(path),
         "cancel_requested": True, "newline_pending": False, "held": None,
     }  # fmt: skip
-    _spool_file(tmp_path, BOB, job_line(id="theirs"))  # read after Alice's: rejected
+    spool_file(tmp_path, BOB, job_line(id="theirs"))  # read after Alice's: rejected
     assert main(["status", "theirs", "--state-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith(f"theirs: submitted to {whose}, ")
 
@@ -98,8 +88,8 @@ def test_roots_status_cancel_and_jobs_take_the_line_of_an_id_the_daemon_takes(
     line, which the daemon takes (it reads ``queue.d`` by name, and rejects Bob's as another
     user's id). All three now take Alice's: ``status`` shows her file, ``cancel`` follows her
     line, and the daemon then cancels her job and rejects Bob's line."""
-    alice = _spool_file(tmp_path, ALICE, job_line(id="same"))
-    bob = _spool_file(tmp_path, BOB, job_line(id="same"))
+    alice = spool_file(tmp_path, ALICE, job_line(id="same"))
+    bob = spool_file(tmp_path, BOB, job_line(id="same"))
     state = ["--state-dir", str(tmp_path)]
     assert main(["jobs", *state, "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
@@ -134,7 +124,7 @@ def test_roots_status_counts_a_cancel_in_a_later_file_of_the_owner_as_jobs_does(
     ``queue.d/<uid>.jsonl``, which the daemon reads after it (by name): it cancels the job,
     and ``jobs`` said so, but root's ``status`` looked for a cancel in the job's own file
     only and showed none. It now counts it as ``jobs`` does."""
-    _spool_file(tmp_path, ALICE, json.dumps({"cancel": "hers"}) + "\n")
+    spool_file(tmp_path, ALICE, json.dumps({"cancel": "hers"}) + "\n")
     first = tmp_path / "queue.d" / f"{ALICE}.1.jsonl"
     first.write_text(job_line(id="hers"))
     os.chown(first, ALICE, ALICE)
@@ -157,7 +147,7 @@ def test_root_does_not_cancel_a_line_the_daemon_never_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A spool file named for another uid than its owner is never read: its line is no job."""
-    path = _spool_file(tmp_path, ALICE, job_line(id="planted"))
+    path = spool_file(tmp_path, ALICE, job_line(id="planted"))
     os.chown(path, BOB, BOB)
     assert main(["cancel", "planted", "--state-dir", str(tmp_path)]) == 2
     assert "neither the ledger nor any queue file has it" in capsys.readouterr().err
@@ -172,7 +162,7 @@ def test_roots_cancel_never_creates_the_file_of_a_user_whose_file_went_away(
     the owner's: the cancel failed, and left an empty root-owned ``queue.d/<uid>.jsonl`` in
     the user's name. The file of another user is now never created: the cancel fails saying
     the file is gone, and leaves nothing."""
-    path = _spool_file(tmp_path, ALICE, job_line(id="theirs"))
+    path = spool_file(tmp_path, ALICE, job_line(id="theirs"))
     found = cancel_cmd.unread_lookup
 
     def then_removed(state_dir: Path, job_id: str, uid: int, **when: Any) -> UnreadLookup:

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
-from tests.daemon.helpers import job_line, make_service
+from tests.daemon.helpers import job_line, make_service, spool_file
 from tests.daemon.users import user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root lists every user's files")
@@ -23,14 +23,6 @@ ALICE, BOB = 14242, 14343  # as tests/daemon/cli/test_cancel_unread.py's: no dae
 def _owners_have_passwd_entries() -> None:
     for uid in (ALICE, BOB):
         user_with_uid(uid)
-
-
-def _spool_file(state: Path, uid: int, text: str) -> Path:
-    path = state / "queue.d" / f"{uid}.jsonl"
-    path.write_text(text)
-    os.chown(path, uid, uid)
-    path.chmod(0o644)
-    return path
 
 
 def test_roots_jobs_lists_an_id_unread_in_two_users_files_once_as_the_daemon_takes_it(
@@ -45,8 +37,8 @@ def test_roots_jobs_lists_an_id_unread_in_two_users_files_once_as_the_daemon_tak
     service.start(clock())
     service.close()  # the daemon is down from here on
     service.ledger.close()
-    alice = _spool_file(tmp_path, ALICE, job_line(id="same", name="hers"))
-    _spool_file(tmp_path, BOB, job_line(id="same", name="his") + json.dumps({"cancel": "same"})
+    alice = spool_file(tmp_path, ALICE, job_line(id="same", name="hers"))
+    spool_file(tmp_path, BOB, job_line(id="same", name="his") + json.dumps({"cancel": "same"})
                 + "\n" + job_line(id="bobs", name="bobs"))  # fmt: skip
 
     code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
@@ -77,8 +69,8 @@ def test_roots_jobs_shows_a_cancel_in_a_later_file_of_the_jobs_owner(
     service.close()
     service.ledger.close()
     first = tmp_path / "queue.d" / f"{ALICE}.1.jsonl"
-    _spool_file(tmp_path, ALICE, job_line(id="hers")).rename(first)
-    _spool_file(tmp_path, ALICE, json.dumps({"cancel": "hers"}) + "\n")
+    spool_file(tmp_path, ALICE, job_line(id="hers")).rename(first)
+    spool_file(tmp_path, ALICE, json.dumps({"cancel": "hers"}) + "\n")
 
     code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err
@@ -103,8 +95,8 @@ def test_an_unfinished_line_does_not_hold_its_id_against_a_later_files_whole_one
     service.start(clock())
     service.close()
     service.ledger.close()
-    _spool_file(tmp_path, ALICE, job_line(id="same", name="hers").rstrip("\n"))
-    _spool_file(tmp_path, BOB, job_line(id="same", name="his"))
+    spool_file(tmp_path, ALICE, job_line(id="same", name="hers").rstrip("\n"))
+    spool_file(tmp_path, BOB, job_line(id="same", name="his"))
 
     code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err

@@ -14,21 +14,13 @@ import pytest
 
 from daemon.testing import FakeClock, RecordingExecutor
 from tests.daemon.cli.cli_run import run_cli
-from tests.daemon.helpers import job_line, make_service
+from tests.daemon.helpers import job_line, make_service, spool_file
 from tests.daemon.users import cli_as, open_dir, stand_in, uid_without_user, user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root lists every user's files")
 
 ALICE = 14242  # as tests/daemon/cli/test_jobs_unread_users.py's
 HELD = "held: owner unknown"
-
-
-def _spool_file(state: Path, uid: int, text: str) -> Path:
-    path = state / "queue.d" / f"{uid}.jsonl"
-    path.write_text(text)
-    os.chown(path, uid, uid)
-    path.chmod(0o644)
-    return path
 
 
 def test_roots_view_holds_an_owner_unknown_files_lines_after_the_others(
@@ -48,9 +40,9 @@ def test_roots_view_holds_an_owner_unknown_files_lines_after_the_others(
     service.start(clock())
     service.close()  # the daemon is down from here on
     service.ledger.close()
-    held = _spool_file(tmp_path, nobody, job_line(id="same", name="held one")
+    held = spool_file(tmp_path, nobody, job_line(id="same", name="held one")
                        + job_line(id="only", name="held only"))  # fmt: skip
-    alice = _spool_file(tmp_path, ALICE, job_line(id="same", name="alices"))
+    alice = spool_file(tmp_path, ALICE, job_line(id="same", name="alices"))
 
     code, out, err = run_cli(capsys, "jobs", "--state-dir", str(tmp_path), "--json")
     assert code == 0, err
@@ -91,7 +83,7 @@ def test_roots_cancel_of_a_held_job_says_it_is_held_and_when_it_takes_effect(
     job is held, why, and that the cancel takes effect once the daemon reads that file."""
     nobody = uid_without_user(1_000_000)
     (tmp_path / "queue.d").mkdir(mode=0o1733)
-    held = _spool_file(tmp_path, nobody, job_line(id="only"))
+    held = spool_file(tmp_path, nobody, job_line(id="only"))
 
     code, out, err = run_cli(capsys, "cancel", "only", "--state-dir", str(tmp_path))
     assert code == 0, err
@@ -122,7 +114,7 @@ def test_a_users_view_of_their_own_file_is_held_when_the_daemon_holds_it() -> No
         service.start(clock())
         service.close()
         service.ledger.close()
-        mine = _spool_file(state, nobody, job_line(id="mine"))
+        mine = spool_file(state, nobody, job_line(id="mine"))
         user = stand_in(nobody)
         cli = cli_as(user, top)
 

@@ -13,7 +13,7 @@ import structlog
 
 from daemon.cli import main
 from daemon.testing import FakeClock, RecordingExecutor
-from tests.daemon.helpers import job_line, make_service
+from tests.daemon.helpers import job_line, make_service, spool_file
 from tests.daemon.users import user_with_uid
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spool files owned by other uids")
@@ -32,16 +32,6 @@ def _owners_have_passwd_entries() -> None:
         user_with_uid(uid)
 
 
-def _spool_file(state: Path, uid: int, text: str, mode: int) -> Path:
-    spool = state / "queue.d"
-    spool.mkdir(mode=0o1733, exist_ok=True)
-    path = spool / f"{uid}.jsonl"
-    path.write_text(text)
-    os.chown(path, uid, uid)
-    path.chmod(mode)
-    return path
-
-
 def test_a_private_files_rejected_line_is_not_copied_for_everyone_to_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -51,8 +41,8 @@ def test_a_private_files_rejected_line_is_not_copied_for_everyone_to_read(
     number, reason and the id it named stay, for ``carbond jobs --state rejected`` and
     ``carbond status``. A line from a file anyone can read keeps its text."""
     bad = job_line(id="hers", env={"HF_TOKEN": SECRET}, requests=0)
-    _spool_file(tmp_path, ALICE, bad, 0o600)
-    _spool_file(tmp_path, BOB, job_line(id="his", requests=0), 0o644)
+    spool_file(tmp_path, ALICE, bad, 0o600)
+    spool_file(tmp_path, BOB, job_line(id="his", requests=0), 0o644)
     clock = FakeClock()
     service = make_service(tmp_path, RecordingExecutor())
     service.start(clock())
@@ -84,8 +74,8 @@ def test_a_private_files_rejection_reason_quotes_none_of_its_text(
         job_line(cwd=f"{word}/run"), job_line(deadline=word), job_line(precision=word),
         job_line(runtime=word), job_line(**{word: 1}),
     ]  # fmt: skip
-    _spool_file(tmp_path, ALICE, "".join(bad), 0o600)
-    _spool_file(tmp_path, BOB, job_line(model=word), 0o644)
+    spool_file(tmp_path, ALICE, "".join(bad), 0o600)
+    spool_file(tmp_path, BOB, job_line(model=word), 0o644)
     clock = FakeClock()
     service = make_service(tmp_path, RecordingExecutor())
     service.start(clock())
@@ -128,8 +118,8 @@ def test_a_private_lines_unexpected_failure_logs_its_type_and_place_not_its_text
         return parse(raw, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ingest, "parse_line", buggy)
-    _spool_file(tmp_path, ALICE, job_line(id="buggy-hers", env={"HF_TOKEN": SECRET}), 0o600)
-    _spool_file(tmp_path, BOB, job_line(id="buggy-his", env={"HF_TOKEN": "public"}), 0o644)
+    spool_file(tmp_path, ALICE, job_line(id="buggy-hers", env={"HF_TOKEN": SECRET}), 0o600)
+    spool_file(tmp_path, BOB, job_line(id="buggy-his", env={"HF_TOKEN": "public"}), 0o644)
     clock = FakeClock()
     service = make_service(tmp_path, RecordingExecutor())
     service.start(clock())
