@@ -33,7 +33,7 @@ from daemon.settings.sbatch_table import (
     VALUE_REQUIRED,
     VALUE_REQUIRED_SHORT,
 )
-from daemon.settings.sbatch_values import equals, letters, long_name, padded, spaced
+from daemon.settings.sbatch_values import equals, letters, long_name, padded, spaced, verdict
 
 __all__ = ["given", "refusal"]
 
@@ -191,11 +191,7 @@ def _empty(option: str, name: str) -> str | None:
     (:data:`EMPTY_MISREAD`); None where it asks for none (``--reservation=``) or the option's
     value is optional (``--exclusive=`` is ``--exclusive``)."""
     long = long_name(name[2:]) if name.startswith("--") else None
-    if long in EMPTY_REFUSED:
-        what = "which sbatch refuses, and with it every job of this region"
-    elif long in EMPTY_MISREAD:
-        what = f"which Slurm reads as {EMPTY_MISREAD[long]}"
-    else:
+    if (what := verdict(long, EMPTY_REFUSED, EMPTY_MISREAD, EMPTY_MISREAD)) is None:
         return None
     return (
         f"{option!r} gives sbatch's --{long} an empty value, {what}: give it a value, or "

@@ -11,6 +11,8 @@ spaces and all: ``--mem=4G `` gives "4G " and ``--mem= 4G`` " 4G" (:func:`padded
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 from daemon.settings.sbatch_table import (
     EQUALS_MISREAD,
     EQUALS_REFUSED,
@@ -27,7 +29,7 @@ from daemon.settings.sbatch_table import (
     TRAILING_REFUSED_SHORT,
 )
 
-__all__ = ["equals", "letters", "long_name", "padded", "spaced"]
+__all__ = ["equals", "letters", "long_name", "padded", "spaced", "verdict"]
 
 # sbatch 22.05's short options that take no value: in one word (``-vH``) the letter after one
 # of them is another option; after any other letter the rest of the word is that option's
@@ -36,6 +38,24 @@ __all__ = ["equals", "letters", "long_name", "padded", "spaced"]
 # specification", not --quiet). ``-I`` and ``-u`` are salloc's, not sbatch's ("invalid option")
 _NO_VALUE = FLAGS_SHORT
 _REFUSED = "which sbatch refuses, and with it every job of this region"
+
+
+def verdict(
+    key: str | None,
+    refused: Collection[str],
+    misread: Collection[str],
+    said: Mapping[str, str],
+) -> str | None:
+    """What sbatch 22.05 does with an option (``key``: its long name or letter) written so:
+    refuses it (in ``refused``: every job of the region with it), or takes it and Slurm reads
+    it as ``said[key]`` (in ``misread``); None where it reads it as meant."""
+    if key is None:
+        return None
+    if key in refused:
+        return _REFUSED
+    if key in misread:
+        return f"which Slurm reads as {said[key]}"
+    return None
 
 
 def spaced(option: str, name: str) -> str | None:
@@ -57,11 +77,7 @@ def spaced(option: str, name: str) -> str | None:
             "option it does not know (\"invalid option -- ' '\"), and refuses every job of "
             "this region: give each option its own entry, with its value in the same word"
         )
-    if last in SPACED_REFUSED:
-        what = _REFUSED
-    elif last in SPACED_MISREAD:
-        what = f"which Slurm reads as {SPACED_MISREAD[last]}"
-    else:
+    if (what := verdict(last, SPACED_REFUSED, SPACED_MISREAD, SPACED_MISREAD)) is None:
         return None
     return (
         f"{option!r} gives sbatch's -{last} the value {value!r}, its space and all (sbatch "
@@ -80,11 +96,7 @@ def equals(option: str, name: str) -> str | None:
     last, value = read[-1], option[len(name) :]
     if len(name) != 1 + len(read) or last in _NO_VALUE:
         return None
-    if last in EQUALS_REFUSED:
-        what = _REFUSED
-    elif last in EQUALS_MISREAD:
-        what = f"which Slurm reads as {EQUALS_MISREAD[last]}"
-    else:
+    if (what := verdict(last, EQUALS_REFUSED, EQUALS_MISREAD, EQUALS_MISREAD)) is None:
         return None
     return (
         f"{option!r} gives sbatch's -{last} the value {value!r}, '=' and all (a short "
@@ -117,11 +129,7 @@ def padded(option: str, name: str) -> str | None:
     for where, refused, misread, end in ends:
         if not end.isspace() or long is None:
             continue
-        if long in refused:
-            what = _REFUSED
-        elif long in misread:
-            what = f"which Slurm reads as {SPACE_MISREAD[long]}"
-        else:
+        if (what := verdict(long, refused, misread, SPACE_MISREAD)) is None:
             continue
         return (
             f"{option!r} gives sbatch's {spelled} the value {value!r}, its {where} space and "
