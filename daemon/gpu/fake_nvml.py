@@ -9,8 +9,10 @@ codes of the real bindings, so :class:`daemon.gpu.nvml.NvmlBackend` runs unchang
 - on a MIG-enabled device, utilisation is ``NVMLError_NotSupported`` and the parent's memory
   info ``NVMLError_NoPermission`` unless the caller is privileged (as NVML documents);
 - a device can be lost at a given time (every call then raises ``NVMLError_GpuIsLost``);
-- ``nvmlInit`` can fail as with no driver (``NVMLError_DriverNotLoaded``), queries can be refused
-  (``NVMLError_NoPermission``), and calls before ``nvmlInit`` raise ``NVMLError_Uninitialized``;
+- ``nvmlInit`` can fail as with no driver (``NVMLError_DriverNotLoaded``) or with any other code
+  (NVML documents ``NO_PERMISSION``, no permission to talk to the driver, and ``UNKNOWN``), queries
+  can be refused (``NVMLError_NoPermission``), and calls before ``nvmlInit`` raise
+  ``NVMLError_Uninitialized``;
 - an older driver can lack functions (``NVMLError_FunctionNotFound``, which the bindings raise when
   ``libnvidia-ml`` has no such symbol, e.g. ``nvmlDeviceGetMigMode`` before R450).
 
@@ -129,6 +131,7 @@ class FakeNvml:
         gpus: the devices, in index order.
         clock: monotonic seconds (a fake clock in tests, ``time.monotonic`` when simulating).
         driver_loaded: False makes ``nvmlInit`` raise ``NVMLError_DriverNotLoaded``.
+        init_error: an NVML error code ``nvmlInit`` fails with (None: it succeeds).
         missing_functions: NVML functions this driver lacks (``NVMLError_FunctionNotFound``).
         privileged: whether the caller is root (MIG parents' memory info needs it).
     """
@@ -171,6 +174,7 @@ class FakeNvml:
         clock: Callable[[], float],
         *,
         driver_loaded: bool = True,
+        init_error: int | None = None,
         driver_version: str = "550.54.15",
         missing_functions: Collection[str] = (),
         privileged: bool = True,
@@ -178,6 +182,7 @@ class FakeNvml:
         self.gpus = gpus
         self.clock = clock
         self.driver_loaded = driver_loaded
+        self.init_error = init_error
         self.driver_version = driver_version
         self.missing_functions = set(missing_functions)
         self.privileged = privileged
@@ -192,6 +197,8 @@ class FakeNvml:
         self._resolve("nvmlInit")
         if not self.driver_loaded:
             raise NVMLError(NVML_ERROR_DRIVER_NOT_LOADED)
+        if self.init_error is not None:
+            raise NVMLError(self.init_error)
         self.initialised += 1
 
     def nvmlShutdown(self) -> None:  # noqa: N802 - pynvml name

@@ -16,6 +16,10 @@ UNINITIALIZED, LIB_RM_VERSION_MISMATCH
 anything else                                      GpuError
 =================================================  ===========================
 
+Starting is all or nothing: any failure of ``nvmlInit`` or of the device count (NVML documents
+``NO_PERMISSION`` and ``UNKNOWN`` for ``nvmlInit``) is an ``NvmlUnavailableError``, which
+``gpu.backend = "auto"`` falls back on.
+
 The cumulative energy counter is an unsigned 64-bit mJ count since the driver loaded. Readings
 report it relative to the first read, unwrapped: a drop from the top quarter of the 64-bit range
 is a wrap (add 2**64); any other drop is a counter reset (driver reload), after which counting
@@ -138,19 +142,28 @@ class NvmlBackend:
         """``nvmlInit`` and discover the devices.
 
         Raises:
-            NvmlUnavailableError: no bindings, unofficial bindings, or no driver.
+            NvmlUnavailableError: no bindings, unofficial bindings, no driver, or ``nvmlInit``
+                or the device count failed otherwise (NVML documents ``NO_PERMISSION`` to
+                talk to the driver and ``UNKNOWN`` for ``nvmlInit``): NVML cannot be used.
         """
         if self._started:
             return
         if self._module is None:
             self._module = load_pynvml()
-        self._call("nvmlInit", -1)
+        try:
+            self._call("nvmlInit", -1)
+        except NvmlUnavailableError:
+            raise
+        except GpuError as e:
+            raise _unusable(e) from e
         self._started = True
         try:
             self._devices = self._discover()
-        except GpuError:  # not started after all: NVML shut down again, a later start retries
+        except GpuError as e:  # not started after all: NVML shut down again, a later start retries
             self.close()
-            raise
+            if isinstance(e, NvmlUnavailableError):
+                raise
+            raise _unusable(e) from e
         log.info("nvml_started", backend=self._name, devices=len(self._devices))
 
     def close(self) -> None:
@@ -258,6 +271,12 @@ class NvmlBackend:
             return getattr(module, function)(*args)
         except module.NVMLError as e:
             raise _translate(e, function, index) from e
+
+
+def _unusable(error: GpuError) -> NvmlUnavailableError:
+    """``error`` from starting NVML, as the :class:`NvmlUnavailableError` that ``auto`` falls
+    back on."""
+    return NvmlUnavailableError(f"{error}; NVML cannot be used")
 
 
 def _text(value: str | bytes) -> str:

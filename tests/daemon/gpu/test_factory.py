@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from daemon.gpu import fake_nvml_errors
 from daemon.gpu.errors import GpuError, NvmlUnavailableError
 from daemon.gpu.factory import match_catalog, simulated_spec, start_backend
+from daemon.gpu.fake_nvml import FakeNvml
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.settings import GpuSettings
@@ -79,3 +81,37 @@ def test_devices_are_matched_to_the_catalog(
 def test_simulated_spec_takes_idle_and_tdp_from_the_catalog() -> None:
     spec = simulated_spec(DEFAULT_GPU_CATALOG.get("A100-80GB"))
     assert (spec.idle_power_w, spec.tdp_w, spec.memory_total_bytes) == (55.0, 400.0, 80 * 10**9)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (fake_nvml_errors.NVML_ERROR_NO_PERMISSION, "Insufficient Permissions"),
+        (fake_nvml_errors.NVML_ERROR_UNKNOWN, "Unknown Error"),
+    ],
+)
+def test_auto_falls_back_when_nvml_init_fails_otherwise(
+    clock: FakeClock, code: int, message: str
+) -> None:
+    """NVML documents that ``nvmlInit`` returns NO_PERMISSION (no permission to talk to the
+    driver) and UNKNOWN besides DRIVER_NOT_LOADED: both became a plain ``GpuError`` that
+    ``auto`` did not catch, so the daemon failed to start instead of simulating."""
+    nvml = FakeNvml([fake_gpu(clock)], clock, init_error=code)
+    backend = start_backend(GpuSettings(backend="auto"), DEFAULT_GPU_CATALOG, nvml_module=nvml)
+    assert backend.name == "simulated"
+    with pytest.raises(NvmlUnavailableError, match=rf"nvmlInit failed: {message}"):
+        start_backend(GpuSettings(backend="nvml"), DEFAULT_GPU_CATALOG, nvml_module=nvml)
+    assert nvml.initialised == 0
+
+
+def test_auto_falls_back_when_nvml_cannot_count_its_gpus(clock: FakeClock) -> None:
+    """``nvmlDeviceGetCount_v2`` may return UNKNOWN: NVML started but cannot be used."""
+    nvml = make_nvml(clock)
+
+    def count() -> int:
+        raise fake_nvml_errors.NVMLError(fake_nvml_errors.NVML_ERROR_UNKNOWN)
+
+    nvml.nvmlDeviceGetCount = count  # type: ignore[method-assign]
+    backend = start_backend(GpuSettings(backend="auto"), DEFAULT_GPU_CATALOG, nvml_module=nvml)
+    assert backend.name == "simulated"
+    assert nvml.initialised == 0
