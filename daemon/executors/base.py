@@ -50,7 +50,7 @@ class LaunchSpec:
 
     ``argv`` is run without a shell. ``uid``/``gid`` are the submitting user's; an executor
     running as root switches to them, one running as that user checks they match, and any other
-    combination is refused. ``gpu_indices`` become ``CUDA_VISIBLE_DEVICES``.
+    combination is refused. ``gpu_indices`` (NVML's, the meter's) become ``CUDA_VISIBLE_DEVICES``.
     ``expected_duration_s`` is the planner's estimate (with the learned recalibration factor in
     use); ``raw_duration_s`` the estimator's own, before that factor (None: the same). A
     simulated run's true time scales from the raw one: how long a job really runs does not

@@ -220,10 +220,12 @@ def wrapper_spec(
     limits: Mapping[str, int] | None = None,
     cgroup: Path | None = None,
 ) -> dict[str, object]:
-    """What the wrapper runs: argv, a from-scratch environment, uid/gid, cwd (the spec's, else
-    the user's home or ``/``), the resource limits set in the job's process (by name, as
-    :data:`daemon.executors.wrapper.JOB_LIMITS`), the status file, this attempt's start
-    marker and the cgroup the wrapper enters before it starts the job ("": none)."""
+    """What the wrapper runs: argv, a from-scratch environment (``CUDA_VISIBLE_DEVICES`` the
+    spec's NVML indices, numbered in NVML's order by ``CUDA_DEVICE_ORDER=PCI_BUS_ID``),
+    uid/gid, cwd (the spec's, else the user's home or ``/``), the resource limits set in the
+    job's process (by name, as :data:`daemon.executors.wrapper.JOB_LIMITS`), the status file,
+    this attempt's start marker and the cgroup the wrapper enters before it starts the job
+    ("": none)."""
     try:
         user = pwd.getpwuid(spec.uid)
         home, login = user.pw_dir, user.pw_name
@@ -236,6 +238,9 @@ def wrapper_spec(
         "LOGNAME": login,
         "LANG": "C.UTF-8",
         **dict(spec.env),
+        # the indices are NVML's (the meter's); CUDA numbers fastest first unless told
+        # NVML's (PCI bus) order, and would run the job on another GPU of a mixed node
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in spec.gpu_indices),
         "CARBOND_JOB_ID": spec.job_id,
     }

@@ -20,7 +20,8 @@ never recorded: :mod:`daemon.executors.local_recover`.
 Rules: the job runs as exactly ``spec.uid``; a daemon that is not root runs only its own
 user's jobs; a root job runs only when ``allow_root_jobs`` is set. The job's environment is
 built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``, ``USER``,
-``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_VISIBLE_DEVICES`` and ``CARBOND_JOB_ID``.
+``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (so CUDA numbers
+the GPUs as NVML does), ``CUDA_VISIBLE_DEVICES`` (NVML indices) and ``CARBOND_JOB_ID``.
 It starts with ``oom_score_adj`` 0 and the configured resource limits (``job_limits``).
 """
 

@@ -77,6 +77,24 @@ def test_runs_argv_without_shell_with_gpus_logs_and_clean_env(
     assert handle.executor == "local" and handle.started_at == NOW
 
 
+def test_cuda_numbers_the_gpus_as_nvml_does(tmp_path: Path) -> None:
+    """``CUDA_VISIBLE_DEVICES`` holds NVML indices (what the meter reads), but CUDA numbers
+    GPUs fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (NVML's order, nvidia-smi's): on
+    a node with two kinds of GPU the job ran on another GPU than the one planned and metered.
+    The job's environment is exactly the documented one; the spec's ``env`` cannot undo it."""
+    code = "import os, json; print(json.dumps(dict(os.environ)))"
+    executor = LocalExecutor()
+    spec = _spec(tmp_path, "job-order", PY, "-c", code, env={"CUDA_DEVICE_ORDER": "FASTEST_FIRST"})
+    assert wait_ended(executor, executor.launch(spec, NOW)).succeeded
+    env = json.loads((tmp_path / "logs" / "job-order.out").read_text())
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,2"
+    assert set(env) - {"LC_CTYPE"} == {  # LC_CTYPE: Python's own C-locale coercion
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES",
+        "CARBOND_JOB_ID",
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("argv", "exit_code", "signal_number", "reason"),
     [
