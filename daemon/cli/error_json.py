@@ -6,14 +6,14 @@ line on stderr (README, "Errors under --json")::
 
 ``kind`` names the error's family (:data:`KINDS`), ``message`` is the stderr line's text after
 ``carbond: error: ``, ``exit_code`` the process's; the other fields are what the error carries
-(:data:`_FIELDS`). A plain bad input (``UsageError``) raised from an error of a kind of bad input
-(:data:`_INPUT_KINDS`, anywhere down its ``__cause__`` chain: an unknown zone under "no
-intensity signal") is of that kind, with its fields; an error raised from one whose kind
-carries fields has it as ``cause`` (a replay's cluster file naming its site's bad PV CSV:
-``{"kind": "replay_input", "file": "cluster.toml", ..., "cause": {"kind": "site_config", ...,
-"cause": {"kind": "solar_input", "file": "pv.csv", "line": 3, "field": "power_w"}}}``), left
-out where the document already says all it carries with the same values (its own cause, if
-any, in its place).
+(:data:`_FIELDS`; :data:`_FIELDS_WHERE_SET` where set). A plain bad input (``UsageError``)
+raised from an error of a kind of bad input (:data:`_INPUT_KINDS`, anywhere down its
+``__cause__`` chain: an unknown zone under "no intensity signal") is of that kind, with its
+fields; an error raised from one whose kind carries fields has it as ``cause`` (a replay's
+cluster file naming its site's bad PV CSV: ``{"kind": "replay_input", "file":
+"cluster.toml", ..., "cause": {"kind": "site_config", ..., "cause": {"kind": "solar_input",
+"file": "pv.csv", "line": 3, "field": "power_w"}}}``), left out where the document already
+says all it carries with the same values (its own cause, if any, in its place).
 
 Written only where nothing of the command's output reached stdout: a second document after a
 first, whole or cut short, would leave stdout unparseable either way.
@@ -89,6 +89,12 @@ _FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "os": (("file", "filename"),),
 }
 
+# Fields a kind's error carries where it is about one of them, left out where not (null on
+# most of a kind's errors): a replay's intensity zone or ledger job.
+_FIELDS_WHERE_SET: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "replay_input": (("zone", "zone"), ("job_id", "job_id")),
+}
+
 # The kinds of bad input that a plain UsageError raised from one (``raise UsageError(...) from
 # exc``, at any depth) takes, with their fields: the wrapper keeps only its message and exit code.
 _INPUT_KINDS: Final = frozenset({
@@ -132,6 +138,9 @@ def _fields(exc: BaseException) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for name, attribute in _FIELDS.get(kind, ()):
         body[name] = getattr(exc, attribute, None)
+    for name, attribute in _FIELDS_WHERE_SET.get(kind, ()):
+        if (value := getattr(exc, attribute, None)) is not None:
+            body[name] = value
     if kind == "config":
         body["problems"] = [
             {"problem": str(p), "file": getattr(p, "file", None),

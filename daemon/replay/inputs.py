@@ -247,8 +247,17 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
             f"--tick must be from 1 to {MAX_INTERVAL_S:g} seconds", field="--tick"
         )
     # bounded so that a run's simulated length stays a time (1e300 overflowed the clock)
-    if not (0 < inputs.truth_factor <= 100 and 0 <= inputs.duration_noise <= 3):
-        raise ReplayInputError("--truth-factor must be > 0 and <= 100, --duration-noise 0 to 3")
+    # one error each, the option as its field (until 2026-12-08 one message naming both)
+    if not 0 < inputs.truth_factor <= 100:
+        raise ReplayInputError(
+            f"--truth-factor must be > 0 and <= 100, got {inputs.truth_factor:g}",
+            field="--truth-factor",
+        )
+    if not 0 <= inputs.duration_noise <= 3:
+        raise ReplayInputError(
+            f"--duration-noise must be from 0 to 3, got {inputs.duration_noise:g}",
+            field="--duration-noise",
+        )
     # was an OverflowError traceback (--start 0001-01-01, --days 1e308)
     if inputs.start < _EARLIEST or (_LATEST - inputs.start).total_seconds() < inputs.days * 86400:
         raise ReplayInputError(
@@ -348,8 +357,9 @@ def _hinted(path: Path, fmt: str, read: Callable[[], _T]) -> _T:
         if hint is None:
             raise
         raise ReplayInputError(
-            f"{exc.problem}; {hint}", file=exc.file, line=exc.line, field=exc.field
-        ) from exc
+            f"{exc.problem}; {hint}", file=exc.file, line=exc.line, field=exc.field,
+            zone=exc.zone, job_id=exc.job_id,
+        ) from exc  # fmt: skip
 
 
 def build_setup(read: ReadInputs, slack_s: float) -> ReplaySetup:

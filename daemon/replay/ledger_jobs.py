@@ -45,8 +45,9 @@ def jobs_from_ledger(
     try:
         with Ledger.open_readonly(path) as ledger:
             records = ledger.jobs()
-    except LedgerError as exc:
-        raise ReplayInputError(str(exc)) from exc
+    except LedgerError as exc:  # its message is "PATH: PROBLEM": the path kept as the file
+        problem = str(exc).removeprefix(f"{path}: ")
+        raise ReplayInputError(problem, file=path) from exc
     if not records:
         raise ReplayInputError("the ledger holds no job", file=path)
     records.sort(key=lambda r: (r.submitted_at, r.job_id))
@@ -58,7 +59,9 @@ def jobs_from_ledger(
         try:
             spec = job_spec(record)
         except PoliciesError as exc:
-            raise ReplayInputError(f"job {record.job_id}: {exc}", file=path) from exc
+            raise ReplayInputError(
+                f"job {record.job_id}: {exc}", file=path, job_id=record.job_id
+            ) from exc
         jobs.append(
             replace(
                 spec,

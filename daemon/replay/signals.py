@@ -212,14 +212,20 @@ def _join(parts: Sequence[IntensitySeries], notes: list[str] | None) -> Intensit
     if points > MAX_TRACE_POINTS:
         raise ReplayInputError(
             f"intensity for {zone}: {', '.join(names)} are {points:,.0f} points apart "
-            f"(at most {MAX_TRACE_POINTS:,})"
+            f"(at most {MAX_TRACE_POINTS:,})",
+            field="--intensity",
+            zone=zone,
         )
     joined = first
     for part, name in zip(parts[1:], names[1:], strict=True):
         try:
             joined = joined.merge(part.replace(zone=zone))
         except ForecastsError as exc:
-            raise ReplayInputError(f"intensity for {zone} in {names[0]} and {name}: {exc}") from exc
+            raise ReplayInputError(
+                f"intensity for {zone} in {names[0]} and {name}: {exc}",
+                field="--intensity",
+                zone=zone,
+            ) from exc
     between = _between(sorted(zip(parts, names, strict=True), key=lambda pair: pair[0].start))
     joined, filled = fill_gaps(joined)
     if notes is not None and filled:
@@ -335,12 +341,14 @@ class ReplaySignals:
                 raise ReplayInputError(
                     f"intensity for {zone} covers {s.start:%Y-%m-%d %H:%M} to "
                     f"{s.end:%Y-%m-%d %H:%M}; the replay needs a week before {start:%Y-%m-%d} "
-                    f"and up to {need:%Y-%m-%d %H:%M}{why}"
+                    f"and up to {need:%Y-%m-%d %H:%M}{why}",
+                    field="--intensity",
+                    zone=zone,
                 )
             try:
                 scores = score_recent(s, [self._forecaster], start)
             except ForecastsError as exc:
-                raise ReplayInputError(f"{zone}: {exc}") from exc
+                raise ReplayInputError(f"{zone}: {exc}", zone=zone) from exc
             self._p90[zone] = np.asarray(
                 scores.abs_error_p90_g_per_kwh.get(self._forecaster.name, np.zeros(1))
             )
@@ -354,7 +362,7 @@ class ReplaySignals:
         try:
             fc = self._forecasts[zone].at(now, horizon_s, self.actuals[zone].step_s)
         except ForecastsError as exc:
-            raise ReplayInputError(f"{zone}: {exc}") from exc
+            raise ReplayInputError(f"{zone}: {exc}", zone=zone) from exc
         values = np.asarray(fc.values_g_per_kwh, dtype=np.float64)
         upper = None
         p90 = self._p90.get(zone)
