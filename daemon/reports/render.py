@@ -346,18 +346,19 @@ def unsigned_zero(text: str) -> str:
 def fixed(value: float, digits: int = 4) -> str:
     """``value`` to ``digits`` significant digits (a whole number's every digit) in fixed
     notation with thousands separators, trailing zeros dropped: ``12,346``, ``123.5``,
-    ``0.0001235``; ``0`` for zero and ``-`` for a value not finite. At most nine decimals:
-    below a billionth (of a kg, kWh, GPU-hour) a figure is a sum's float noise, and
-    ``-3.553e-15`` reads ``0``. Until 2026-12-07 the table and Markdown wrote ``.4g``: a
-    year of GPU-hours read ``1.235e+04``."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else "-"
-    places = min(_PLACES, max(0, digits - 1 - math.floor(math.log10(abs(value)))))
+    ``0.0001235``, ``0.00000000665``; ``0`` for zero and ``-`` for a
+    value not finite. Below a trillionth (:data:`_NOISE`) a figure is a sum's float noise
+    (about 1e-16 of the sum), and ``-3.553e-15`` reads ``0``. Until 2026-12-07 the table and
+    Markdown wrote ``.4g``: a year of GPU-hours read ``1.235e+04``; until 2026-12-08 nine
+    decimals at most: the 6.65e-09 g of one token at 0.01 gCO2e/kWh read ``0.000000007``."""
+    if abs(value) < _NOISE or not math.isfinite(value):
+        return "0" if abs(value) < _NOISE else "-"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(value))))
     text = f"{value:,.{places}f}"
     return unsigned_zero(text.rstrip("0").rstrip(".") if "." in text else text)
 
 
-_PLACES: Final = 9
+_NOISE: Final = 1e-12
 
 
 def _clean(value: Any) -> Any:

@@ -84,6 +84,22 @@ def test_estimate_writes_micrograms_in_fixed_notation(capsys: pytest.CaptureFixt
 
 
 @pytest.mark.usefixtures("_no_site_config")
+def test_estimate_keeps_the_digits_of_nanograms(capsys: pytest.CaptureFixture[str]) -> None:
+    """One token at 0.01 gCO2e/kWh is a few nanograms: nine decimals at most wrote its
+    operational grams ``0.000000007`` (one digit of the five asked)."""
+    argv = (*_TINY[:5], "--intensity", "0.01", *_TINY[7:])
+    code, out, _ = run_cli(capsys, *argv, "--json")
+    grams = json.loads(out)["operational_g"]
+    assert code == 0 and 1e-12 < grams < 1e-8
+    code, out, _ = run_cli(capsys, *argv)
+    cells = [[x.strip() for x in line.split("|")[1:-1]] for line in out.splitlines()
+             if line.startswith("| ")]  # fmt: skip
+    shown = {c[0]: c[1] for c in cells}["operational"].removesuffix(" g")
+    assert code == 0 and not _EXPONENT.search(shown), shown
+    assert float(shown) == pytest.approx(grams, rel=5e-5)  # five significant digits
+
+
+@pytest.mark.usefixtures("_no_site_config")
 def test_estimate_prompts_write_micrograms_in_fixed_notation(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
