@@ -19,6 +19,7 @@ from daemon.cli.demo import (
 )
 from daemon.cli.output import print_json, print_table
 from daemon.logs import configure_logging
+from daemon.reports.render import share
 from daemon.settings.sections import MAX_INTERVAL_S
 from policies import get_policy
 
@@ -167,7 +168,7 @@ def print_demo(result: DemoResult, wall_s: float, *, kept: bool = True) -> None:
             for j in result.jobs
         ],
     )  # fmt: skip
-    share = result.saved_g / result.run_now_total_g if result.run_now_total_g else 0.0
+    saved = result.saved_g / result.run_now_total_g if result.run_now_total_g else 0.0
     print(f"Total: {result.total_g:.2f} g with {result.policy} vs {result.run_now_total_g:.2f} g "
           "running everything at once on the fastest free GPU (the same jobs through the daemon "
-          f"with run-now): saved {result.saved_g:.2f} g ({share:.0%}).")  # fmt: skip
+          f"with run-now): saved {result.saved_g:.2f} g ({share(saved)}).")  # fmt: skip

@@ -16,6 +16,7 @@ from daemon.cli import build_parser
 from daemon.cli.demo import DEMO_JOBS, DemoResult, run_demo
 from daemon.cli.demo_cmd import print_demo
 from daemon.errors import UsageError
+from daemon.reports.render import share
 from policies import policy_names
 
 
@@ -201,3 +202,15 @@ def test_a_tick_that_would_never_end_the_demo_is_refused(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --tick-s: {tick!r}: a number of seconds from 1 to 86400" in err
+
+
+def test_the_total_line_writes_its_saving_to_one_decimal_as_the_report_does(
+    demo: DemoResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The total line wrote a whole percent (``saved 61.26 g (80%)``) where the report and
+    each job's reason write one decimal (``79.8 %``, ``share()``)."""
+    print_demo(demo, 0.0)
+    total = capsys.readouterr().out.splitlines()[-1]
+    saving = share(demo.saved_g / demo.run_now_total_g)
+    assert total.endswith(f": saved {demo.saved_g:.2f} g ({saving})."), total
+    assert re.search(r"\(\d+\.\d%\)\.$", total), total
