@@ -247,7 +247,7 @@ def read_inputs(inputs: ReplayInputs) -> ReadInputs:
             f"--tick must be from 1 to {MAX_INTERVAL_S:g} seconds", field="--tick"
         )
     # bounded so that a run's simulated length stays a time (1e300 overflowed the clock)
-    # one error each, the option as its field (until 2026-12-08 one message naming both)
+    # one error each, the option as its field (until 2026-12-07 one message naming both)
     if not 0 < inputs.truth_factor <= 100:
         raise ReplayInputError(
             f"--truth-factor must be > 0 and <= 100, got {inputs.truth_factor:g}",

@@ -349,7 +349,7 @@ def fixed(value: float, digits: int = 4) -> str:
     ``0.0001235``, ``0.00000000665``; ``0`` for zero and ``-`` for a
     value not finite. Below a trillionth (:data:`_NOISE`) a figure is a sum's float noise
     (about 1e-16 of the sum), and ``-3.553e-15`` reads ``0``. Until 2026-12-07 the table and
-    Markdown wrote ``.4g``: a year of GPU-hours read ``1.235e+04``; until 2026-12-08 nine
+    Markdown wrote ``.4g``: a year of GPU-hours read ``1.235e+04``; until 2026-12-07 nine
     decimals at most: the 6.65e-09 g of one token at 0.01 gCO2e/kWh read ``0.000000007``."""
     if abs(value) < _NOISE or not math.isfinite(value):
         return "0" if abs(value) < _NOISE else "-"

@@ -1,5 +1,5 @@
 """A replay's errors that wrap another, or are about one option, zone or ledger job, under
-``--json``: the document carries what the message names (until 2026-12-08 a ledger's errors,
+``--json``: the document carries what the message names (until 2026-12-07 a ledger's errors,
 intensity coverage and ``--truth-factor``/``--duration-noise`` were ``"file": null``,
 ``"field": null`` and named their job or zone in words only)."""
 
