@@ -11,6 +11,7 @@ import numpy as np
 
 from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.ledger_jobs import count_unfit
+from daemon.replay.summary import baseline_index
 from policies.bound import BoundInfeasibleError, lower_bound
 from policies.footprint.accounting import operational_g
 from policies.means import mean_intensities
@@ -31,7 +32,7 @@ def split_savings(
     schedule's flows, which only the replay itself computes (grid grams alone split run-now's
     own saving of 0 into two opposite parts).
     """
-    base = next((run for run in runs if run.policy == "run-now"), None)
+    base = _baseline(runs)
     if base is None:
         return
     if any(region.site is not None for region in setup.cluster.regions):
@@ -67,12 +68,18 @@ def split_savings(
         row["temporal_saving"] = (float(same_time.sum()) - sum(o.total_g for o in common)) / base_g
 
 
+def _baseline(runs: Sequence[PolicyRun]) -> PolicyRun | None:
+    """The ``run-now`` that the summaries measure savings against (:func:`baseline_index`)."""
+    at = baseline_index([(run.policy, run.params) for run in runs])
+    return None if at is None else runs[at]
+
+
 def temporal_potential(setup: ReplaySetup, runs: Sequence[PolicyRun]) -> float | None:
     """The most that shifting in time alone could save: 1 - the LP bound with every job kept
     on the region and GPU type ``run-now`` gave it, over run-now's grams (None without a
     complete run-now: one that ran every job but those no GPU can run, which no policy runs;
     until 2026-12-07 one such job, a ledger's for a region the cluster lacks, left it None)."""
-    base = next((run for run in runs if run.policy == "run-now"), None)
+    base = _baseline(runs)
     if base is None or setup.duration_noise:
         return None
     unfit = count_unfit(setup.jobs, setup.cluster.devices()) if base.rejected else 0

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from daemon.replay.driver import ReplaySetup
 from daemon.replay.errors import ReplayInputError
-from daemon.replay.summary import placement_fields
+from daemon.replay.summary import baseline_index, placement_fields
 from policies.bound import BoundInfeasibleError, LowerBound, lower_bound
 from policies.optimum import GRID_S, IntegerOptimum, integer_optimum
 
@@ -236,7 +236,8 @@ def _multiple(value: float, of: float) -> bool:
 
 
 def _bound_saving(rows: list[dict[str, Any]], total_g: float, jobs: int) -> float | None:
-    base = next((r for r in rows if r["policy"] == "run-now"), None)
+    at = baseline_index([(row["policy"], row["params"]) for row in rows])
+    base = None if at is None else rows[at]
     if base is None or base["jobs"] != jobs or base["total_g"] <= 0:
         return None
     return 1.0 - total_g / float(base["total_g"])

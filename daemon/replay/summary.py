@@ -16,14 +16,15 @@ before they could start), ``unfinished`` those that ran and were still running w
 replay stopped (accounted to the end their simulated run reaches, so they are in ``jobs`` and
 the grams); a rejected job emits nothing, so totals of policies that
 ran different jobs are not comparable. Savings are therefore computed per job actually run:
-over the ``compared_jobs`` that both this policy and ``run-now`` ran (and, for the oracle
+over the ``compared_jobs`` that both this policy and ``run-now`` (the plain one when there
+is one: :func:`baseline_index`) ran (and, for the oracle
 share, the oracle too), job by job.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from daemon.replay.inputs import PolicySpec
 from daemon.replay.sites import daily_offset
 from policies.footprint.accounting import J_PER_KWH
 
-__all__ = ["placement_fields", "run_label", "summarise"]
+__all__ = ["baseline_index", "placement_fields", "run_label", "summarise"]
 
 
 def placement_fields(waits_s: Sequence[float], regions: Sequence[str]) -> dict[str, Any]:
@@ -46,6 +47,18 @@ def placement_fields(waits_s: Sequence[float], regions: Sequence[str]) -> dict[s
         "p95_wait_s": float(np.percentile(waits, 95)),
         "region_share": {r: counts[r] / n for r in sorted(counts)},
     }
+
+
+def baseline_index(named: Sequence[tuple[str, Mapping[str, Any]]]) -> int | None:
+    """Which of the runs named ``(policy, params)`` the savings are measured against: the plain
+    ``run-now`` (no parameters) when one ran, wherever ``--policy`` put it, else the first
+    ``run-now`` (``run-now:lifetime_years=3`` alone); None without one. Until 2026-12-07 the
+    first ``run-now`` whatever its parameters: ``--policy run-now:lifetime_years=3,run-now``
+    measured every saving against the one with another embodied accounting."""
+    runs_now = [i for i, (policy, _) in enumerate(named) if policy == "run-now"]
+    plain = [i for i in runs_now if not named[i][1]]
+    first = plain or runs_now
+    return first[0] if first else None
 
 
 def _summary(run: PolicyRun) -> dict[str, Any]:
@@ -103,13 +116,14 @@ def _site_summary(run: PolicyRun) -> dict[str, Any]:
 
 
 def summarise(runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
-    """One summary per run, with savings relative to ``run-now`` and to ``oracle`` (as it
+    """One summary per run, with savings relative to ``run-now`` (:func:`baseline_index`'s)
+    and to ``oracle`` (as it
     comes, with no parameters: ``carbond tune``'s grid over the oracle has no reference) when
     run, each over the jobs that the runs compared all ran (see the module docstring)."""
     rows = [_summary(run) for run in runs]
     grams = [_grams(run) for run in runs]
-    names = [run.policy for run in runs]
-    base = grams[names.index("run-now")] if "run-now" in names else None
+    at = baseline_index([(run.policy, run.params) for run in runs])
+    base = None if at is None else grams[at]
     oracle = next((g for run, g in zip(runs, grams, strict=True)
                    if run.policy == "oracle" and not run.params), None)  # fmt: skip
     for row, mine in zip(rows, grams, strict=True):
