@@ -22,7 +22,7 @@ from daemon.cli.replay_common import (
     quiet_logs,
 )
 from daemon.errors import UsageError
-from daemon.replay.attribution import split_savings, temporal_potential
+from daemon.replay.attribution import policy_rows, temporal_potential
 from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.errors import ReplayInputError
 from daemon.replay.inputs import (
@@ -47,7 +47,6 @@ from daemon.replay.solvers import (
     solve_bound,
     solve_optimum,
 )
-from daemon.replay.summary import summarise
 from daemon.reports.pareto import mark_front
 from daemon.reports.render import unsigned_zero
 from policies import policy_names
@@ -172,8 +171,7 @@ def _replay(args: argparse.Namespace) -> int:
             if isinstance(bound, Solved):  # the bound again, each job kept where run-now put it
                 status("the temporal-only potential")
                 potential = temporal_potential(setup, runs)
-        summaries = summarise(runs)
-        split_savings(setup, runs, summaries)
+        summaries = policy_rows(setup, runs)
         if bound is not None:
             row = (
                 bound_row(bound, summaries)
@@ -323,7 +321,7 @@ def _tune(args: argparse.Namespace) -> int:
         progress(specs, "tune", setup) as (bar, _),
     ):
         runs = replays.results(bar)
-    summary = summarise(runs)
+    summary = policy_rows(setup, runs)
     rows = summary[1:] if len(specs) > len(tuned) else summary
     # the jobs no GPU can run, counted only where some setting rejected a job (a fit test per job)
     unfit = (
@@ -345,10 +343,11 @@ def _tune(args: argparse.Namespace) -> int:
     print_table(
         f"Tuning {base.name}: carbon vs waiting (* = Pareto front of the settings that ran "
         "every job by its deadline)",
-        (*keys, "total_g", "jobs_run", "rejected", "vs_run_now", "mean_wait_s", "p95_wait_s",
-         "misses", "pareto"),
+        (*keys, "total_g", "jobs_run", "rejected", "unfinished", "vs_run_now", "mean_wait_s",
+         "p95_wait_s", "misses", "pareto"),
         [(*(r["params"].get(k) for k in keys), r["total_g"], r["jobs"], r["rejected"],
-          _pct(r["savings_vs_run_now"]), r["mean_wait_s"], r["p95_wait_s"], r["deadline_misses"],
+          r["unfinished"], _pct(r["savings_vs_run_now"]), r["mean_wait_s"], r["p95_wait_s"],
+          r["deadline_misses"],
           "*" if r["pareto"] else (f"no: {r['excluded']}" if r["excluded"] else ""))
          for r in sorted(rows, key=lambda r: r["total_g"])],
         unfolded=True,

@@ -11,12 +11,21 @@ import numpy as np
 
 from daemon.replay.driver import PolicyRun, ReplaySetup
 from daemon.replay.ledger_jobs import count_unfit
-from daemon.replay.summary import baseline_index
+from daemon.replay.summary import baseline_index, summarise
 from policies.bound import BoundInfeasibleError, lower_bound
 from policies.footprint.accounting import operational_g
 from policies.means import mean_intensities
 
-__all__ = ["split_savings", "temporal_potential"]
+__all__ = ["policy_rows", "split_savings", "temporal_potential"]
+
+
+def policy_rows(setup: ReplaySetup, runs: Sequence[PolicyRun]) -> list[dict[str, Any]]:
+    """One row per run, the rows of ``carbond replay`` and ``carbond tune`` alike: the
+    summaries of :func:`~daemon.replay.summary.summarise` with the savings split of
+    :func:`split_savings` (until 2026-12-07 tune's rows lacked the split)."""
+    rows = summarise(runs)
+    split_savings(setup, runs, rows)
+    return rows
 
 
 def split_savings(
