@@ -182,3 +182,14 @@ def test_every_relative_link_leads_somewhere(page: Path) -> None:
             if anchor[1:] not in {_anchor(h) for h in headings}:
                 wrong.append(f"{target}{anchor}: no such heading")
     assert not wrong, wrong
+
+
+def test_the_replay_synopsis_names_every_option_of_replay() -> None:
+    """docs/policies.md's synopsis of ``carbond replay`` (the line that starts ``carbond
+    replay --jobs FILE``) lacked ``--optimum``, which the command has had since it solved the
+    best schedule; every option of the parser is in it now."""
+    text = (ROOT / "docs" / "policies.md").read_text(encoding="utf-8")
+    [synopsis] = [line for line in _code(text) if line.startswith("carbond replay --jobs FILE")]
+    shown = {m.group(0) for word in synopsis.split() if (m := _OPTION.match(word.lstrip("[(")))}
+    options = _options(_subparsers(build_parser())["replay"]) - {"-h", "--help"}
+    assert sorted(options - shown) == []
