@@ -40,6 +40,7 @@ from daemon.settings import (
     refuse_shared_local_gpus,
 )
 from daemon.statedir import LEDGER_NAME, ensure_safe_state_dir, lock_state_dir
+from daemon.supervision.health import Health
 from daemon.supervision.loop import Intervals, ServiceLoop, Steps
 from daemon.supervision.sdnotify import Notifier
 from daemon.supervision.warmup import PlannerWarmup
@@ -237,19 +238,30 @@ def run_daemon(
         os.close(lock)
 
 
-def _start_metrics(metrics: Metrics, port: int) -> None:
+def _start_metrics(metrics: Metrics, port: int, health: Health) -> None:
     """Serve ``/metrics``; a port that cannot be bound is logged (``metrics_unavailable``) and
     the daemon runs on without it: any local user may bind an unprivileged port on 127.0.0.1
     first, and the jobs must not wait on the metrics (until 2026-12-07 ``carbond run`` stopped
-    at start, and a restart could never come up while that user held the port)."""
+    at start, and a restart could never come up while that user held the port). It is also a
+    ``metrics`` problem in ``health.json`` for as long as the daemon runs, so ``carbond doctor``
+    fails it: until 2026-12-07 doctor passed such a daemon, its metrics line too when what held
+    the port was a carbond of another state dir (whose series Prometheus then scraped)."""
+    address = f"127.0.0.1:{port}"
     try:
         bound = metrics.start(port)
     except DaemonError as exc:
         log.error(
             "metrics_unavailable",
-            address=f"127.0.0.1:{port}",
+            address=address,
             error=str(exc),
             note="the daemon runs without /metrics; carbond doctor says what holds the port",
+        )
+        health.set(
+            "metrics",
+            f"running without /metrics: cannot listen on {address} ({exc.__cause__ or exc}); "
+            "what answers there is not this daemon: free the port or change metrics.port, "
+            "then restart carbond",
+            datetime.now(UTC),
         )
         return
     log.info("metrics_listening", address=f"127.0.0.1:{bound}")
@@ -281,7 +293,7 @@ def _run_locked(
     notifier = notifier or Notifier()
     try:
         if settings.metrics.port:
-            _start_metrics(metrics, settings.metrics.port)
+            _start_metrics(metrics, settings.metrics.port, daemon.service.health)
         notifier.open()
         daemon.service.start(datetime.now(UTC))
         warmup = PlannerWarmup(settings)
