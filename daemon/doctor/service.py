@@ -22,6 +22,7 @@ from daemon.executors.slurm import SlurmExecutor
 from daemon.executors.slurm.runner import SlurmUnavailableError
 from daemon.ledger.privacy import open_to_others
 from daemon.settings import Settings
+from daemon.supervision.health import HEALTH_NAME, read_health
 
 __all__ = [
     "cache_dir_problem",
@@ -42,7 +43,8 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
     ``/proc`` says (:mod:`daemon.doctor.port_holder`: the pid and its name; another user's
     process to root alone, else its uid; until 2026-12-07 only "another program"): ``carbond run``
     then logs ``metrics_unavailable`` and runs without ``/metrics`` (until 2026-12-07 this
-    detail still said it would stop at start, as it once did)."""
+    detail still said it would stop at start, as it once did). A carbond serving it that is
+    not this state dir's daemon fails (:func:`_other_carbond`)."""
     port = settings.metrics.port
     if not port:
         return "skip", "metrics.port = 0: no endpoint"
@@ -54,6 +56,13 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
             sock.bind((_HOST, port))
     except OSError as exc:
         if _serves_carbond(port):
+            if other := _other_carbond(port, settings.state_dir):
+                return "fail", (
+                    f"{address}: served by another carbond ({other}), not the daemon of "
+                    f"{settings.state_dir}: `carbond run` here runs without /metrics (it logs "
+                    "metrics_unavailable) and Prometheus scrapes that one's series; give each "
+                    "daemon its own metrics.port"
+                )
             return "pass", f"{address}: served by a running carbond"
         return "fail", (
             f"{address}: cannot listen ({exc.strerror}); {describe_holder(port_holder(port))}: "
@@ -61,6 +70,21 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
             "metrics.port to a free port, or 0 for no endpoint)"
         )
     return "pass", f"{address} is free"
+
+
+def _other_carbond(port: int, state_dir: Path) -> str:
+    """The carbond holding ``port`` when ``/proc`` names it and it is not the daemon this
+    state dir's ``health.json`` names (``pid 812 (carbond, root (uid 0))``); empty when it is,
+    or when the holder cannot be seen (another user's process, to anyone but root: the
+    health line then says whether this state dir's daemon runs without /metrics). Until
+    2026-12-07 any carbond serving the port passed."""
+    holder = port_holder(port)
+    if holder is None or holder.pid is None:
+        return ""
+    report = read_health(state_dir / HEALTH_NAME)
+    if report is not None and report.pid == holder.pid:
+        return ""
+    return describe_holder(holder).removesuffix(" holds it")
 
 
 def _serves_carbond(port: int) -> bool:

@@ -699,6 +699,7 @@ def test_the_metrics_port_is_free_served_by_carbond_or_refused(tmp_path: Path) -
         assert checks["metrics"].startswith(f"fail: 127.0.0.1:{port}: cannot listen (")
     with Metrics() as metrics:
         metrics.start(port)
+        (tmp_path / "state" / "health.json").write_text(_health_of(os.getpid()))
         assert (
             run_doctor(config)[1]["metrics"]
             == f"pass: 127.0.0.1:{port}: served by a running carbond"
@@ -706,6 +707,35 @@ def test_the_metrics_port_is_free_served_by_carbond_or_refused(tmp_path: Path) -
     assert run_doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port} is free"
     config.write_text(f"{text}[metrics]\nport = 0\n")
     assert run_doctor(config)[1]["metrics"] == "skip: metrics.port = 0: no endpoint"
+
+
+def _health_of(pid: int) -> str:
+    """A ``health.json`` as the daemon of pid ``pid`` writes it, now, with no problem."""
+    now = datetime.now(UTC).isoformat()
+    return json.dumps({"updated_at": now, "pid": pid, "problems": {}})
+
+
+def test_a_port_served_by_another_state_dir_s_carbond_fails(tmp_path: Path) -> None:
+    """A carbond of another state dir (a second instance, a user's own daemon) serving the
+    port passed as "served by a running carbond": the daemon of this state dir then ran
+    without /metrics and Prometheus scraped the other one's series. The holder is told from
+    ``/proc`` (this process here) against the pid this state dir's ``health.json`` names."""
+    state, config = healthy_setup(tmp_path)
+    with Metrics() as metrics:
+        port = metrics.start(0)
+        config.write_text(f"{config.read_text()}[metrics]\nport = {port}\n")
+        code, checks = run_doctor(config)  # no daemon has run here
+        assert code == 1
+        assert checks["metrics"].startswith(
+            f"fail: 127.0.0.1:{port}: served by another carbond (pid {os.getpid()} ("
+        )
+        assert f"not the daemon of {state}" in checks["metrics"]
+        (state / "health.json").write_text(_health_of(os.getpid() + 100_000))  # another's
+        assert run_doctor(config)[1]["metrics"].startswith("fail: ")
+        (state / "health.json").write_text(_health_of(os.getpid()))  # this state dir's
+        assert run_doctor(config)[1]["metrics"] == (
+            f"pass: 127.0.0.1:{port}: served by a running carbond"
+        )
 
 
 def test_a_cache_dir_the_daemon_cannot_write_fails_the_signals_check(tmp_path: Path) -> None:
