@@ -363,3 +363,55 @@ def test_each_snippet_names_where_the_install_script_installs_it(name: str) -> N
     named = re.findall(r"(/(?:usr|etc)/\S+?\.conf)", first)
     assert named == [found.group(1)], first
     assert found.group(1) in (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+
+
+# Runs getifaddrs(3) with socket(2) of every address family the unit does not list failing
+# EAFNOSUPPORT, as systemd's RestrictAddressFamilies= makes it (a seccomp filter, libseccomp).
+_UNDER_ADDRESS_FAMILIES = """
+import ctypes, errno, socket, sys
+allowed = {getattr(socket, name) for name in sys.argv[1:]}
+seccomp = ctypes.CDLL("libseccomp.so.2")
+seccomp.seccomp_init.restype = ctypes.c_void_p
+ctx = ctypes.c_void_p(seccomp.seccomp_init(0x7FFF0000))  # SCMP_ACT_ALLOW
+class Cmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+nr = seccomp.seccomp_syscall_resolve_name(b"socket")
+for family in range(46):  # AF_MAX
+    if family not in allowed:  # SCMP_ACT_ERRNO(EAFNOSUPPORT) when arg0 == family
+        cmp = Cmp(0, 4, family, 0)
+        assert seccomp.seccomp_rule_add_exact_array(
+            ctx, 0x00050000 | errno.EAFNOSUPPORT, nr, 1, ctypes.byref(cmp)) == 0
+if seccomp.seccomp_load(ctx) != 0:
+    sys.exit(77)
+libc = ctypes.CDLL(None, use_errno=True)
+found = ctypes.c_void_p()
+if libc.getifaddrs(ctypes.byref(found)) != 0:
+    sys.exit("getifaddrs: " + errno.errorcode[ctypes.get_errno()])
+"""
+
+
+def test_jobs_can_list_the_network_interfaces() -> None:
+    """Jobs inherit the unit's RestrictAddressFamilies=, which left out AF_NETLINK: getifaddrs
+    (3) then fails (EAFNOSUPPORT), and with it what finds the interfaces of a tensor-parallel
+    job's processes: NCCL's bootstrap, torch.distributed's, Ray's node address,
+    psutil.net_if_addrs. Reading the interfaces needs no capability; changing them needs
+    CAP_NET_ADMIN, which the bounding set drops."""
+    unit = _directives((SYSTEMD / "carbond.service").read_text())
+    [families] = unit["RestrictAddressFamilies"]
+    try:
+        import ctypes
+
+        ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        pytest.skip("libseccomp.so.2 not installed: cannot apply the unit's address families")
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_ADDRESS_FAMILIES, *families.split()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode == 77:
+        pytest.skip("seccomp filters cannot be loaded here")
+    assert done.returncode == 0, done.stderr
