@@ -17,6 +17,7 @@ from typing import Literal
 
 from daemon.assemble import slurm_path
 from daemon.doctor.port_holder import describe_holder, port_holder
+from daemon.doctor.running_daemon import running_pid
 from daemon.errors import DaemonError
 from daemon.executors.slurm import SlurmExecutor
 from daemon.executors.slurm.runner import SlurmUnavailableError
@@ -44,7 +45,9 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
     process to root alone, else its uid; until 2026-12-07 only "another program"): ``carbond run``
     then logs ``metrics_unavailable`` and runs without ``/metrics`` (until 2026-12-07 this
     detail still said it would stop at start, as it once did). A carbond serving it that is
-    not this state dir's daemon fails (:func:`_other_carbond`)."""
+    not this state dir's daemon fails (:func:`_other_carbond`), and so does a free port while
+    this state dir's daemon runs: it serves the port it started with (a reload keeps it), or
+    none (until 2026-12-07 "is free" passed, and Prometheus on the new port scraped nothing)."""
     port = settings.metrics.port
     if not port:
         return "skip", "metrics.port = 0: no endpoint"
@@ -68,6 +71,12 @@ def metrics_port_status(settings: Settings) -> tuple[Literal["pass", "fail", "sk
             f"{address}: cannot listen ({exc.strerror}); {describe_holder(port_holder(port))}: "
             "`carbond run` would run without /metrics (it logs metrics_unavailable; set "
             "metrics.port to a free port, or 0 for no endpoint)"
+        )
+    if (pid := running_pid(settings)) is not None:
+        return "fail", (
+            f"{address} is free: the running daemon (pid {pid}) does not serve it (a reload "
+            "keeps the metrics.port it started with, and one it could not bind at start stays "
+            "unserved): restart it (`systemctl restart carbond`)"
         )
     return "pass", f"{address} is free"
 

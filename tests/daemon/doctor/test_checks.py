@@ -22,6 +22,7 @@ from daemon.doctor.checks import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
+from tests.daemon.cli.real_daemon import free_port
 from tests.daemon.doctor.doctor_setup import CONFIG, healthy_setup, run_doctor
 
 
@@ -736,6 +737,27 @@ def test_a_port_served_by_another_state_dir_s_carbond_fails(tmp_path: Path) -> N
         assert run_doctor(config)[1]["metrics"] == (
             f"pass: 127.0.0.1:{port}: served by a running carbond"
         )
+
+
+def test_a_free_port_the_running_daemon_does_not_serve_fails(tmp_path: Path) -> None:
+    """``metrics.port`` changed and reloaded (SIGHUP keeps the port the daemon started with,
+    logging ``reload_needs_restart``): doctor passed the new port as free while the running
+    daemon served the old one, and Prometheus, pointed at the new one, scraped nothing. A
+    running daemon of this state dir is this process here: it holds the ledger open and is
+    the pid ``health.json`` names."""
+    state, config = healthy_setup(tmp_path)
+    port = free_port()
+    config.write_text(f"{config.read_text()}[metrics]\nport = {port}\n")
+    (state / "health.json").write_text(_health_of(os.getpid()))
+    assert run_doctor(config)[1]["metrics"] == f"pass: 127.0.0.1:{port} is free"  # none runs
+    with (state / "ledger.db").open("rb"):  # the daemon: it holds its ledger open
+        code, checks = run_doctor(config)
+    assert code == 1
+    assert checks["metrics"] == (
+        f"fail: 127.0.0.1:{port} is free: the running daemon (pid {os.getpid()}) does not serve "
+        "it (a reload keeps the metrics.port it started with, and one it could not bind at "
+        "start stays unserved): restart it (`systemctl restart carbond`)"
+    )
 
 
 def test_a_cache_dir_the_daemon_cannot_write_fails_the_signals_check(tmp_path: Path) -> None:
