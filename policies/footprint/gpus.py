@@ -123,10 +123,11 @@ def _build(params: ActParameters) -> tuple[GpuSpec, ...]:
 class GpuCatalog:
     """An immutable set of :class:`GpuSpec` looked up by name or alias, case-insensitively."""
 
-    __slots__ = ("_by_key", "_specs")
+    __slots__ = ("_act", "_by_key", "_specs")
 
-    def __init__(self, specs: Iterable[GpuSpec]) -> None:
+    def __init__(self, specs: Iterable[GpuSpec], act: ActParameters = DEFAULT_ACT) -> None:
         self._specs = tuple(specs)
+        self._act = act
         self._by_key: dict[str, GpuSpec] = {}
         for spec in self._specs:
             for key in (spec.name, *spec.aliases):
@@ -135,7 +136,12 @@ class GpuCatalog:
     @classmethod
     def default(cls, params: ActParameters = DEFAULT_ACT) -> GpuCatalog:
         """The built-in catalog, with ACT estimates computed from ``params``."""
-        return cls(_build(params))
+        return cls(_build(params), params)
+
+    @property
+    def act(self) -> ActParameters:
+        """The ACT parameters of this catalog's ``act-estimate`` figures."""
+        return self._act
 
     def __iter__(self) -> Iterator[GpuSpec]:
         return iter(self._specs)
@@ -162,7 +168,9 @@ class GpuCatalog:
         """A copy where ``overrides[gpu_name]`` replaces fields of that GPU.
 
         Overriding ``embodied_kg`` without ``embodied_method`` records the method as
-        ``"config"``.
+        ``"config"``. A GPU left (or put) on ``"act-estimate"`` without an ``embodied_kg`` gets
+        the ACT estimate of its overridden fields (die area, node, memory) under this catalog's
+        :attr:`act` parameters; until 2026-12-07 it kept the built-in fields' figure.
 
         Raises:
             UnknownGpuError: an override names an unknown GPU.
@@ -172,10 +180,18 @@ class GpuCatalog:
         specs = []
         for spec in self._specs:
             fields = changed.get(spec.name)
-            if fields and "embodied_kg" in fields:
+            if not fields:
+                specs.append(spec)
+                continue
+            if "embodied_kg" in fields:
                 fields.setdefault("embodied_method", "config")
-            specs.append(replace(spec, **fields) if fields else spec)
-        return GpuCatalog(specs)
+            changed_spec = replace(spec, **fields)
+            if changed_spec.embodied_method == METHOD_ACT and "embodied_kg" not in fields:
+                changed_spec = replace(
+                    changed_spec, embodied_kg=changed_spec.act_embodied_kg(self._act)
+                )
+            specs.append(changed_spec)
+        return GpuCatalog(specs, self._act)
 
 
 DEFAULT_GPU_CATALOG: Final = GpuCatalog.default()

@@ -75,3 +75,36 @@ def test_override_records_config_method() -> None:
 def test_override_of_unknown_field_is_an_error() -> None:
     with pytest.raises(TypeError):
         DEFAULT_GPU_CATALOG.with_overrides({"L4": {"colour": "green"}})
+
+
+def test_an_override_of_what_act_reads_recomputes_an_act_estimate() -> None:
+    """``[catalog.gpus.L4] memory_gb = 48`` kept the 24 GB L4's ACT figure (10.236 kg) under
+    ``embodied_method = "act-estimate"``, while ACT gives the overridden L4 14.851 kg: the
+    estimate named its method but not its inputs. It follows them now, under the catalog's
+    own ACT parameters; a figure the site or the paper gives stays as given."""
+    cleaner_fab = ActParameters(fab_intensity_g_per_kwh=100.0)
+    for catalog in (DEFAULT_GPU_CATALOG, GpuCatalog.default(cleaner_fab)):
+        params = catalog.act
+        l4 = catalog.with_overrides({"L4": {"memory_gb": 48.0, "die_area_mm2": 400.0}}).get("L4")
+        expected_kg = act_embodied_g(400.0, 5, 48.0, "GDDR6", params) / 1000.0
+        assert l4.embodied_kg == pytest.approx(expected_kg)
+        assert l4.embodied_kg > catalog.get("L4").embodied_kg
+        assert l4.embodied_method == METHOD_ACT
+    given = DEFAULT_GPU_CATALOG.with_overrides({"L4": {"memory_gb": 48.0, "embodied_kg": 12.0}})
+    assert (given.get("L4").embodied_kg, given.get("L4").embodied_method) == (12.0, "config")
+    paper = DEFAULT_GPU_CATALOG.with_overrides({"T4": {"memory_gb": 32.0}}).get("T4")
+    assert (paper.embodied_kg, paper.embodied_method) == (10.3, "paper-table-1")
+
+
+def test_choosing_the_act_method_for_a_paper_gpu_gives_its_act_figure() -> None:
+    """``embodied_method = "act-estimate"`` on the T4 labelled the paper's 10.3 kg an ACT
+    estimate (ACT gives 9.908 kg)."""
+    t4 = DEFAULT_GPU_CATALOG.with_overrides({"T4": {"embodied_method": METHOD_ACT}}).get("T4")
+    assert t4.embodied_kg == pytest.approx(t4.act_embodied_kg())
+    assert round(t4.embodied_kg, 3) == 9.908
+
+
+def test_overrides_keep_the_catalogs_act_parameters() -> None:
+    dirty_fab = ActParameters(fab_intensity_g_per_kwh=900.0)
+    catalog = GpuCatalog.default(dirty_fab).with_overrides({"T4": {"tdp_w": 80.0}})
+    assert catalog.act is dirty_fab
