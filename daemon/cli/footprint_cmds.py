@@ -127,7 +127,7 @@ def _gpus(args: argparse.Namespace) -> int:
             "interconnect_gb_s": g.interconnect_gb_s,
             "embodied_kg": round(g.embodied_kg, 3),
             "embodied_method": g.embodied_method,
-            "act_estimate_kg": round(g.act_embodied_kg(), 3),
+            "act_estimate_kg": round(g.act_embodied_kg(catalog.act), 3),
             "aliases": list(g.aliases),
         }
         for g in catalog

@@ -67,6 +67,28 @@ def test_config_overrides_embodied_carbon(
     assert rows["H100-SXM"]["embodied_kg"] > base_rows["H100-SXM"]["embodied_kg"]
 
 
+def test_gpus_act_estimate_is_under_the_sites_act_parameters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``act_estimate_kg`` was the built-in ACT parameters' figure whatever ``[catalog.act]``
+    said: with ``fab_yield = 0.5`` the H100-SXM's ``embodied_kg`` (an ACT estimate) was
+    46.591 kg beside an ``act_estimate_kg`` of 28.916. Where the method is ``act-estimate``
+    the two are one figure; and an override of an ACT input moves both."""
+    config = tmp_path / "carbond.toml"
+    config.write_text("[catalog.act]\nfab_yield = 0.5\n[catalog.gpus.L4]\nmemory_gb = 48\n")
+    code, out, _ = run_cli(capsys, "gpus", "--json", "--config", str(config))
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    for row in rows.values():
+        if row["embodied_method"] == "act-estimate":
+            assert row["act_estimate_kg"] == row["embodied_kg"], row["name"]
+    code, base, _ = run_cli(capsys, "gpus", "--json")
+    base_rows = {row["name"]: row for row in json.loads(base)}
+    assert rows["T4"]["act_estimate_kg"] > base_rows["T4"]["act_estimate_kg"]
+    assert rows["T4"]["embodied_kg"] == base_rows["T4"]["embodied_kg"] == 10.3
+    assert rows["L4"]["memory_gb"] == 48.0  # so its row above is ACT's of the 48 GB L4
+
+
 ESTIMATE = ("estimate", "--model", "llama-1b", "--gpu", "t4", "--batch-size", "4",
             "--precision", "fp32", "--runtime", "hf-eager")  # fmt: skip
 
