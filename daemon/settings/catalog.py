@@ -14,11 +14,17 @@ from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 __all__ = ["ACT_PARAMETERS", "CatalogSettings", "GpuOverride"]
 
 
+# The architectures the estimator knows (policies.footprint.estimator.matmul_peak_flops), in
+# catalog order.
+_ARCHITECTURES = tuple(dict.fromkeys(gpu.architecture for gpu in DEFAULT_GPU_CATALOG))
+
+
 class GpuOverride(Section):
     """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
     :class:`policies.footprint.GpuSpec` names them: sizes and rates above 0, powers,
     interconnect and embodied carbon not below (a negative figure charged negative grams), a
-    memory type the ACT model has a carbon-per-GB figure for."""
+    memory type the ACT model has a carbon-per-GB figure for, an architecture the estimator
+    knows (any case; stored as the catalog spells it)."""
 
     architecture: str | None = None
     year: int | None = Field(default=None, gt=0)
@@ -35,6 +41,20 @@ class GpuOverride(Section):
     interconnect_gb_s: float | None = Field(default=None, ge=0)
     embodied_kg: float | None = Field(default=None, ge=0)
     embodied_method: str | None = None
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str | None) -> str | None:
+        """The catalog's spelling of ``value`` (any case): the estimator reads the architecture
+        by name (which precisions have tensor cores), so another name was silently wrong."""
+        if value is None:
+            return None
+        known = {name.casefold(): name for name in _ARCHITECTURES}
+        try:
+            return known[value.strip().casefold()]
+        except KeyError:
+            names = ", ".join(_ARCHITECTURES)
+            raise ValueError(f"unknown architecture {value!r} (known: {names})") from None
 
     @field_validator("memory_type")
     @classmethod
