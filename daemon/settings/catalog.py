@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from daemon.settings.sections import Section, error_at, errors_at, known_gpu
 from policies.footprint.embodied import DEFAULT_ACT
-from policies.footprint.gpus import DEFAULT_GPU_CATALOG
+from policies.footprint.gpus import DEFAULT_GPU_CATALOG, METHOD_ACT
 
 __all__ = ["ACT_PARAMETERS", "CatalogSettings", "GpuOverride"]
 
@@ -110,6 +110,7 @@ class CatalogSettings(Section):
             except ValueError as exc:  # at its own table's line, not the first [catalog.gpus.X]'s
                 raise error_at((name,), str(exc), name) from exc
             _idle_below_tdp(name, override)
+            _method_with_its_figure(name, override)
         return value
 
 
@@ -128,3 +129,20 @@ def _idle_below_tdp(name: str, override: GpuOverride) -> None:
     message = (f"idle_w {idle:g} W{idle_note} is above tdp_w {tdp:g} W{tdp_note}: a GPU idles "
                "below its full power")  # fmt: skip
     raise error_at((name, field), message, getattr(override, field))
+
+
+def _method_with_its_figure(name: str, override: GpuOverride) -> None:
+    """Raises a ValidationError at ``NAME.embodied_method`` when it names a method without an
+    ``embodied_kg`` to go with it: the catalog's figure would carry a method it did not come
+    from (the L4's ACT estimate as ``paper-table-1``). ``act-estimate`` re-estimates the GPU
+    (:meth:`policies.footprint.GpuCatalog.with_overrides`); its own method changes nothing."""
+    method = override.embodied_method
+    if method is None or override.embodied_kg is not None:
+        return
+    spec = DEFAULT_GPU_CATALOG.get(name)
+    if method in (METHOD_ACT, spec.embodied_method):
+        return
+    message = (f"{method!r} without an embodied_kg would label the {spec.name}'s "
+               f"{spec.embodied_method} figure so: give embodied_kg, or \"{METHOD_ACT}\" to "
+               "re-estimate it")  # fmt: skip
+    raise error_at((name, "embodied_method"), message, method)

@@ -26,6 +26,11 @@ from daemon.cli import main
      ('[catalog.gpus.T4]\narchitecture = "Pascal"\n',
       ":2: catalog.gpus.T4.architecture: unknown architecture 'Pascal' (known: Turing, Volta, "
       "Ampere, Ada Lovelace, Hopper, Blackwell)"),
+     # was taken: the L4's ACT figure, 10.236 kg, shown as the paper's Table 1
+     ('[catalog.gpus.L4]\nembodied_method = "paper-table-1"\n',
+      ":2: catalog.gpus.L4.embodied_method: 'paper-table-1' without an embodied_kg would "
+      "label the L4's act-estimate figure so: give embodied_kg, or \"act-estimate\" to "
+      "re-estimate it"),
      ("[catalog.gpus.L4]\nembodid_kg = 3.0\n",
       ":2: catalog.gpus.L4.embodid_kg: Extra inputs are not permitted"),
      ("[catalog.gpus.L5]\nembodied_kg = 3.0\n",
@@ -70,9 +75,17 @@ def test_a_bad_override_is_a_config_problem_not_a_traceback_or_negative_grams(
 def test_good_overrides_still_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "carbond.toml"
     config.write_text('[catalog.gpus."nvidia l4"]\nembodied_kg = 12\ntdp_w = 80\n'
-                      'memory_type = "GDDR6"\n[catalog.act]\nfab_yield = 1\n')  # fmt: skip
+                      'memory_type = "GDDR6"\n[catalog.act]\nfab_yield = 1\n'
+                      '[catalog.gpus.T4]\nembodied_method = "act-estimate"\n'
+                      '[catalog.gpus.A10]\nembodied_method = "act-estimate"\n'
+                      '[catalog.gpus.RTX6000-Ada]\nembodied_method = "paper-table-1"\n'
+                      '[catalog.gpus.V100]\nembodied_kg = 20\n'
+                      'embodied_method = "vendor PCF"\n')  # fmt: skip
     assert main(["gpus", "--json", "--config", str(config)]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["T4"]["embodied_method"] == "act-estimate"
+    assert rows["T4"]["embodied_kg"] == rows["T4"]["act_estimate_kg"]
+    assert (rows["V100"]["embodied_kg"], rows["V100"]["embodied_method"]) == (20.0, "vendor PCF")
     assert (rows["L4"]["embodied_kg"], rows["L4"]["embodied_method"]) == (12.0, "config")
     assert rows["L4"]["tdp_w"] == 80.0 and rows["L4"]["memory_type"] == "GDDR6"
     assert main(["gpus", "--json"]) == 0
