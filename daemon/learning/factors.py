@@ -23,6 +23,7 @@ from daemon.ledger import Ledger, LedgerError, MeasuredRun
 from daemon.planning import job_spec
 from policies import Device, JobSpec, PoliciesError
 from policies.candidates import estimate_on
+from policies.footprint.gpus import GpuSpec
 from policies.footprint.recalibration import Observation, Recalibration
 from policies.footprint.runtimes import get_runtime
 
@@ -169,16 +170,22 @@ def refold_changed(
     """When the inventory goes from ``before`` to ``after`` (a reload, a Slurm region's GPUs
     discovered after the start): the GPU types of ``after`` whose runs teach otherwise now
     (:func:`teaches`: a simulated-only type that got real GPUs, a mixed one that lost them, a
-    type new to the inventory) get in ``learning`` the factors a restart would give them, a
-    fold of the ledger's runs of those types (:func:`measured_history`); the other types keep
-    their live factors. Without it a type that became mixed kept planning its real GPUs on what
-    the simulation taught until a restart.
+    type new to the inventory) or whose catalog spec changed (``[catalog.gpus.X]``: the raw
+    estimates the factors divide by change with it) get in ``learning`` the factors a restart
+    would give them, a fold of the ledger's runs of those types (:func:`measured_history`);
+    the other types keep their live factors. Without it a type that became mixed kept planning
+    its real GPUs on what the simulation taught until a restart, and a type whose ``tdp_w`` a
+    reload raised was planned on the factor learned against its old estimates.
     Logs ``recalibration_refolded`` (the types, the runs that taught them). Returns the types
     refolded, sorted. A ledger that cannot be read changes nothing (logged
     ``recalibration_refold_failed``; the next restart folds them): the reload or the discovery
     goes on."""
     then, now = _kinds(before), _kinds(after)
-    changed = sorted(name for name, kinds in now.items() if then.get(name) != kinds)
+    specs_then, specs_now = _specs(before), _specs(after)
+    changed = sorted(
+        name for name, kinds in now.items()
+        if then.get(name) != kinds or specs_then.get(name) != specs_now[name]
+    )  # fmt: skip
     if not changed:
         return []
     keys = {name.strip().lower() for name in changed}  # as the factors are keyed
@@ -205,6 +212,11 @@ def _kinds(inventory: Iterable[InventoryGpu]) -> dict[str, frozenset[bool]]:
     for gpu in inventory:
         kinds.setdefault(gpu.device.gpu.name, set()).add(gpu.executor == "simulated")
     return {name: frozenset(k) for name, k in kinds.items()}
+
+
+def _specs(inventory: Iterable[InventoryGpu]) -> dict[str, GpuSpec]:
+    """Per GPU type of ``inventory``: its catalog spec (the raw estimates' GPU)."""
+    return {gpu.device.gpu.name: gpu.device.gpu for gpu in inventory}
 
 
 def measured_history(

@@ -161,3 +161,44 @@ def test_a_refold_the_ledger_cannot_answer_keeps_the_live_factors(tmp_path: Path
         assert "recalibration_refold_failed" in [e["event"] for e in events]
     finally:
         daemon.close()
+
+
+def test_a_reload_that_changes_a_types_catalog_spec_refolds_it_as_a_restart_would(
+    tmp_path: Path,
+) -> None:
+    """The factors are measured / raw estimate, and the raw estimate follows the catalog: a
+    reload that raised the A100's ``tdp_w`` kept the factor learned against the old estimate,
+    and applied it to the new one (1.30 where a restart, which folds the ledger again under
+    the new catalog, gives 0.84: the A100 planned 1.54x high) until the next restart. The
+    reload now refolds that type as a restart does; the T4, whose spec did not change, keeps
+    its factor."""
+    clock = FakeClock()
+    daemon = _daemon(tmp_path, clock, SIM)
+    try:
+        for n in range(2):
+            _run_simulated(daemon, clock, f"sim{n}")
+        learning = daemon.service.learning
+        taught = learning.recalibration.get(MODEL, GPU)
+        assert taught.samples == 2
+        learning.recalibration = learning.recalibration.updated(T4_RUN)
+        t4 = learning.recalibration.get(MODEL, "T4")
+        hotter = Settings(state_dir=tmp_path, regions=(SIM,), policy={"name": "run-now"},
+                          gpu={"backend": "simulated", "simulated_power_factor": 1.3},
+                          catalog={"gpus": {GPU: {"tdp_w": 700.0}}})  # fmt: skip
+        with capture_logs() as events:
+            reloaded = rebuild_service(daemon, hotter, None)
+        after = reloaded.learning.recalibration.get(MODEL, GPU)
+        assert after.samples == 2 and after.energy_factor < taught.energy_factor / 1.2
+        assert reloaded.learning.recalibration.get(MODEL, "T4") == t4
+        refolded = [e for e in events if e["event"] == "recalibration_refolded"]
+        assert [(e["gpus"], e["runs"]) for e in refolded] == [([GPU], 2)]
+    finally:
+        daemon.close()
+
+    restarted = build_daemon(hotter, executors={"simulated": RecordingExecutor("simulated")},
+                             gpu_clock=clock.monotonic())  # fmt: skip
+    try:
+        restarted.service.start(clock())
+        assert restarted.service.learning.recalibration.get(MODEL, GPU) == after
+    finally:
+        restarted.close()
