@@ -21,8 +21,9 @@ _ARCHITECTURES = tuple(dict.fromkeys(gpu.architecture for gpu in DEFAULT_GPU_CAT
 
 class GpuOverride(Section):
     """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
-    :class:`policies.footprint.GpuSpec` names them: sizes and rates above 0, powers,
-    interconnect and embodied carbon not below (a negative figure charged negative grams), a
+    :class:`policies.footprint.GpuSpec` names them: sizes and rates (the interconnect's
+    included) above 0, powers and embodied carbon not below (a negative figure charged
+    negative grams), a
     memory type the ACT model has a carbon-per-GB figure for, an architecture the estimator
     knows (any case; stored as the catalog spells it)."""
 
@@ -38,7 +39,7 @@ class GpuOverride(Section):
     int8_tops: float | None = Field(default=None, gt=0)
     tdp_w: float | None = Field(default=None, gt=0)
     idle_w: float | None = Field(default=None, ge=0)
-    interconnect_gb_s: float | None = Field(default=None, ge=0)
+    interconnect_gb_s: float | None = Field(default=None, gt=0)  # 0: tensor parallel divides by it
     embodied_kg: float | None = Field(default=None, ge=0)
     embodied_method: str | None = None
 

@@ -31,6 +31,9 @@ from daemon.cli import main
       ":2: catalog.gpus.L4.embodied_method: 'paper-table-1' without an embodied_kg would "
       "label the L4's act-estimate figure so: give embodied_kg, or \"act-estimate\" to "
       "re-estimate it"),
+     # was taken, and every tensor-parallel estimate on the L4 a ZeroDivisionError traceback
+     ("[catalog.gpus.L4]\ninterconnect_gb_s = 0\n",
+      ":2: catalog.gpus.L4.interconnect_gb_s: Input should be greater than 0"),
      ("[catalog.gpus.L4]\nembodid_kg = 3.0\n",
       ":2: catalog.gpus.L4.embodid_kg: Extra inputs are not permitted"),
      ("[catalog.gpus.L5]\nembodied_kg = 3.0\n",
