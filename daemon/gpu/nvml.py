@@ -20,6 +20,11 @@ Starting is all or nothing: any failure of ``nvmlInit`` or of the device count (
 ``NO_PERMISSION`` and ``UNKNOWN`` for ``nvmlInit``) is an ``NvmlUnavailableError``, which
 ``gpu.backend = "auto"`` falls back on.
 
+A device whose energy counter is not supported has ``energy_counter=False`` and is metered by
+the integral of its sampled power; so is one whose counter fails otherwise at discovery
+(``NO_PERMISSION``, ``UNKNOWN``, ...; logged once, ``gpu_energy_counter_unreadable``). Only a lost
+device, or NVML gone, stops its discovery there.
+
 The cumulative energy counter is an unsigned 64-bit mJ count since the driver loaded. Readings
 report it relative to the first read, unwrapped: a drop from the top quarter of the 64-bit range
 is a wrap (add 2**64); any other drop is a counter reset (driver reload), after which counting
@@ -227,7 +232,12 @@ class NvmlBackend:
             raw = int(self._call("nvmlDeviceGetTotalEnergyConsumption", index, handle))
             self._counters[index] = _Counter(base_mj=raw, last_raw_mj=raw)
         except GpuNotSupportedError:
-            pass
+            pass  # pre-Volta: energy is the integral of sampled power
+        except (GpuLostError, NvmlUnavailableError):
+            raise
+        except GpuError as e:  # refused or failing: the GPU can still be sampled, as above
+            log.warning("gpu_energy_counter_unreadable", gpu=index, error=str(e),
+                        fallback="power_integral")  # fmt: skip
         return GpuDevice(
             index=index,
             uuid=_text(self._call("nvmlDeviceGetUUID", index, handle)),

@@ -7,6 +7,7 @@ import threading
 import types
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.gpu import fake_nvml, fake_nvml_errors
 from daemon.gpu.errors import (
@@ -268,3 +269,49 @@ def test_a_discovery_that_fails_shuts_nvml_down_and_a_later_start_tries_again(
     nvml.nvmlDeviceGetCount = count  # type: ignore[method-assign]
     backend.start()
     assert len(backend.devices()) == 1 and nvml.initialised == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        fake_nvml_errors.NVML_ERROR_NO_PERMISSION,
+        fake_nvml_errors.NVML_ERROR_UNKNOWN,
+        fake_nvml_errors.NVML_ERROR_TIMEOUT,
+    ],
+)
+def test_an_energy_counter_that_cannot_be_read_falls_back_to_sampled_power(
+    clock: FakeClock, code: int
+) -> None:
+    """A refused (or otherwise failing) energy counter at discovery dropped the whole device,
+    where an unsupported one leaves ``energy_counter=False``: the GPU can still be sampled."""
+    nvml = make_nvml(clock, fake_gpu(clock, 100.0), fake_gpu(clock, 200.0))
+    real_counter = nvml.nvmlDeviceGetTotalEnergyConsumption
+
+    def counter(handle: object) -> int:
+        if getattr(handle, "index", None) == 1:
+            raise NVMLError(code)
+        return real_counter(handle)  # type: ignore[arg-type]
+
+    nvml.nvmlDeviceGetTotalEnergyConsumption = counter  # type: ignore[method-assign]
+    backend = NvmlBackend(nvml, clock=clock)
+    with capture_logs() as events:
+        backend.start()
+    assert [(d.index, d.energy_counter) for d in backend.devices()] == [(0, True), (1, False)]
+    clock.advance(1.0)
+    reading = backend.read(1)
+    assert (reading.power_w, reading.energy_j) == (200.0, None)
+    unreadable = [e for e in events if e["event"] == "gpu_energy_counter_unreadable"]
+    assert [e["gpu"] for e in unreadable] == [1]
+    assert f"NVML error {code}" in unreadable[0]["error"]
+
+
+def test_a_gpu_lost_while_its_counter_is_read_is_still_skipped(clock: FakeClock) -> None:
+    nvml = make_nvml(clock, fake_gpu(clock), fake_gpu(clock))
+
+    def counter(handle: object) -> int:
+        raise NVMLError(fake_nvml_errors.NVML_ERROR_GPU_IS_LOST)
+
+    nvml.nvmlDeviceGetTotalEnergyConsumption = counter  # type: ignore[method-assign]
+    backend = NvmlBackend(nvml, clock=clock)
+    backend.start()
+    assert backend.devices() == ()
