@@ -4,9 +4,9 @@ Each job runs under the wrapper (:mod:`daemon.executors.wrapper`), started witho
 the leader of a new session, so ``kill(-pid)`` reaches the whole job and the job outlives a
 daemon restart (the unit uses ``KillMode=process``); with a cgroup subtree of the daemon's,
 each job also runs in a cgroup of its own, which its stop kills whole
-(:mod:`daemon.executors.local_cgroup`). The wrapper switches to the job's
-uid/gid (no supplementary groups) when the daemon is root, and records the exit status to
-``<log_dir>/<job_id>.status.json`` so the outcome survives a daemon crash.
+(:mod:`daemon.executors.local_cgroup`). The wrapper switches to the job's uid/gid (no
+supplementary groups; a root job's too) when the daemon is root, and records the exit status
+to ``<log_dir>/<job_id>.status.json`` so the outcome survives a daemon crash.
 
 Files per job in ``log_dir`` (owned by the job's user, except spec and status which stay the
 daemon's): ``<id>.out`` and ``<id>.err`` (stdout, stderr, appended), ``<id>.spec.json`` (what
@@ -17,12 +17,12 @@ it ended).
 The run token (the wrapper's pid and start time) and the recovery of a run whose token was
 never recorded: :mod:`daemon.executors.local_recover`.
 
-Rules: the job runs as exactly ``spec.uid``; a daemon that is not root runs only its own
-user's jobs; a root job runs only when ``allow_root_jobs`` is set. The job's environment is
-built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``, ``USER``,
-``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (so CUDA numbers
-the GPUs as NVML does), ``CUDA_VISIBLE_DEVICES`` (NVML indices) and ``CARBOND_JOB_ID``.
-It starts with ``oom_score_adj`` 0 and the configured resource limits (``job_limits``).
+Rules: the job runs as exactly ``spec.uid`` in ``spec.gid``; a daemon that is not root runs only
+jobs of its own uid and gid; a root job runs only when ``allow_root_jobs`` is set. The job's
+environment is built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``,
+``USER``, ``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (so CUDA
+numbers the GPUs as NVML does), ``CUDA_VISIBLE_DEVICES`` (NVML indices) and ``CARBOND_JOB_ID``. It
+starts with ``oom_score_adj`` 0 and the resource limits ``job_limits``.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ class LocalExecutor:
         """Start ``spec`` under the wrapper; return at once.
 
         Raises:
-            LaunchRefusedError: another user's job while not root, or a root job when not
-                allowed; :class:`JobNotRunnableError` (a fault of the job's own): bad job
-                id, empty argv, a NUL in its argv, environment or working directory, or a
+            LaunchRefusedError: another uid's or gid's job while not root, or a root job
+                when not allowed; :class:`JobNotRunnableError` (a fault of the job's own): bad
+                job id, empty argv, a NUL in its argv, environment or working directory, or a
                 working directory the user cannot enter.
             ExecutorError: the log directory or the wrapper could not be set up.
         """
@@ -173,6 +173,10 @@ class LocalExecutor:
                 f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
                 f"{euid} and is not root; it cannot run jobs as another user"
             )
+        if euid != 0 and spec.gid != (egid := os.getegid()):  # it would get the daemon's
+            raise LaunchRefusedError(f"job {spec.job_id}: submitted with primary group {spec.gid}"
+                                     f" but the daemon runs in group {egid} and is not root; it"
+                                     " cannot run jobs in another group")  # fmt: skip
         if spec.cwd is not None and (problem := workdir_problem(spec.cwd, spec.uid, spec.gid)):
             raise JobNotRunnableError(f"job {spec.job_id}: {problem}")
 

@@ -5,8 +5,8 @@ Started by :class:`daemon.executors.local.LocalExecutor` as
 user, as the leader of a new session (so the job's process group is the wrapper's pid). It
 reads the spec the daemon wrote (argv, env, uid, gid, cwd, status path), claims the start
 marker (``O_EXCL``; if a recovering daemon took it first, the job is not started), starts the job
-without a shell (switching to the job's uid/gid with no supplementary groups when it runs as
-root; with ``oom_score_adj`` 0, not the daemon's -500, and the spec's resource limits:
+without a shell (switching to the job's uid/gid with no supplementary groups, a root job's too, when
+it runs as root; with ``oom_score_adj`` 0, not the daemon's -500, and the spec's resource limits:
 :data:`JOB_LIMITS`), waits for it, and writes the exit status atomically (temp file + rename)
 to the status path. SIGTERM, SIGINT and SIGHUP sent
 to the process group reach the job; the wrapper itself catches and drops them so that it can
@@ -71,7 +71,9 @@ def write_status(
 
 
 def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
-    switch = os.geteuid() == 0 and int(spec["uid"]) != 0
+    # as root: the job's uid and primary gid, no supplementary groups (a root job's too, never
+    # the daemon's groups); not root: the daemon checked the job is its uid and gid
+    switch = os.geteuid() == 0
     # Enter the job's directory as its user may (checked component by component, no symlink
     # followed), here in the wrapper; the job inherits it (Popen's cwd would chdir as root).
     fd = open_workdir(str(spec["cwd"]), int(spec["uid"]), int(spec["gid"]))

@@ -280,6 +280,34 @@ def test_a_job_runs_as_the_submitting_user_with_no_extra_groups(tmp_path: Path) 
     assert status_file.stat().st_uid == 0  # the user cannot forge their job's outcome
 
 
+@pytest.mark.root
+def test_a_root_job_runs_in_its_own_primary_group_with_no_extra_groups(tmp_path: Path) -> None:
+    """A root job (``allow_root_jobs``) ignored the spec's gid and kept the daemon's groups."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch groups (run the suite as root to cover it)")
+    nobody = pwd.getpwnam("nobody")
+    executor = LocalExecutor(allow_root_jobs=True)
+    handle = executor.launch(_spec(tmp_path, "job-r", "id", uid=0, gid=nobody.pw_gid), NOW)
+
+    assert wait_ended(executor, handle).succeeded
+    out = (tmp_path / "logs" / "job-r.out").read_text()
+    assert out.startswith(f"uid=0(root) gid={nobody.pw_gid}("), out
+    assert out.count("(") == 3, out  # uid, gid, groups=the one primary group: nothing else
+
+
+def test_a_daemon_not_root_refuses_a_job_of_another_primary_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon that is not root cannot change its group: the job would have run in the
+    daemon's group, not the submitter's."""
+    executor = LocalExecutor()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "getegid", lambda: 1000)
+    with pytest.raises(LaunchRefusedError, match="primary group 1001 but the daemon runs in"):
+        executor.launch(_spec(tmp_path, "job-g", "true", uid=1000, gid=1001), NOW)
+    assert not (tmp_path / "logs").exists()
+
+
 def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(
     tmp_path: Path, reaper: list[RunHandle]
 ) -> None:
