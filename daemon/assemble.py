@@ -201,7 +201,10 @@ def gpu_discovery(settings: Settings) -> tuple[Discover | None, Callable[[], Non
         log.warning("gpu_backend_missing", reason="this build has no daemon.gpu")
         return None, _no_op
     backend = factory.start_backend(settings.gpu, gpu_catalog(settings))
-    found: Sequence[tuple[int, str]] = [(d.index, d.name) for d in backend.devices()]
+    # a GPU in MIG mode is measured but never scheduled (gpu_not_schedulable says so)
+    found: Sequence[tuple[int, str]] = [
+        (d.index, d.name) for d in factory.schedulable(backend.devices())
+    ]
     log.info("gpus_discovered", backend=backend.name, gpus=[name for _, name in found])
 
     def discover(region: RegionSettings) -> Sequence[tuple[int, str]]:

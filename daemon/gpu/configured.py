@@ -4,7 +4,9 @@ The line describes the GPUs the regions name, not the backend's own defaults: re
 declare their GPUs (checked against NVML's devices, index by index, when they run locally and
 NVML is in use), regions that discover them (what NVML finds, or the simulated stand-ins of
 ``gpu.simulated_gpus`` the daemon falls back to, named as such), and whether local GPUs will
-be metered or their grams estimated.
+be metered or their grams estimated. A GPU in MIG mode is named as not schedulable by carbond
+(:func:`daemon.gpu.factory.schedulable`): a discovering region does not get it, and a local
+region that declares it fails the line.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ __all__ = ["describe_configured_gpus"]
 
 Status = Literal["pass", "fail", "skip"]
 
+_MIG = " (MIG mode: not schedulable by carbond)"  # daemon.gpu.factory.MIG_NOT_SCHEDULABLE
+
 
 def describe_configured_gpus(
     settings: Settings, catalog: GpuCatalog, nvml_module: Any | None = None
 ) -> tuple[Status, str]:
     """``(status, detail)`` for the regions' GPUs; ``fail`` when ``gpu.backend = "nvml"`` and
-    NVML cannot be used, a local region declares a GPU NVML does not have at that index, or a
-    region that discovers its GPUs would find none (no GPU seen, no simulated stand-in).
+    NVML cannot be used, a local region declares a GPU NVML does not have at that index (or
+    has in MIG mode), or a region that discovers its GPUs would find none (no GPU seen, every
+    GPU in MIG mode, no simulated stand-in).
 
     ``nvml_module`` stands in for ``pynvml`` (tests).
     """
@@ -73,17 +78,21 @@ def _against_nvml(
         devices = nvml.devices()
     finally:
         nvml.close()
-    seen = ", ".join(f"{d.index}: {d.name}" for d in devices) or "no GPU"
+    seen = ", ".join(f"{d.index}: {d.name}{_MIG * bool(d.mig_enabled)}" for d in devices)
     problems = [p for r in local for p in _mismatches(r, devices, catalog)]
     if problems:
-        return "fail", f"NVML sees {seen}; " + "; ".join(problems)
-    parts = [f"NVML sees {seen}", described + (" (metered by NVML)" if local else "")]
-    if discovering and not devices and (settings.gpu.backend == "nvml" or not stand_ins):
-        # the daemon falls back to the stand-ins only under "auto", and only to those listed
-        why = "gpu.backend nvml" if settings.gpu.backend == "nvml" else None
-        return "fail", "; ".join([*parts, _none_found(discovering, why)])
+        return "fail", f"NVML sees {seen or 'no GPU'}; " + "; ".join(problems)
+    parts = [f"NVML sees {seen or 'no GPU'}", described + (" (metered by NVML)" if local else "")]
+    usable = ", ".join(f"{d.index}: {d.name}" for d in devices if not d.mig_enabled)
+    if discovering and not usable:
+        # the daemon falls back to the stand-ins only under "auto", only to those listed, and
+        # only where NVML sees no GPU at all (GPUs in MIG mode are NVML's, and not scheduled)
+        nvml_only = "gpu.backend nvml" if settings.gpu.backend == "nvml" else None
+        why = "every GPU in MIG mode" if devices else nvml_only
+        if why is not None or not stand_ins:
+            return "fail", "; ".join([*parts, _none_found(discovering, why)])
     if discovering:
-        found = seen if devices else f"nothing, so simulated {stand_ins}"
+        found = usable or f"nothing, so simulated {stand_ins}"
         parts.append(f"{_names(discovering)} discover {found}")
     return "pass", "; ".join(parts)
 
@@ -142,4 +151,7 @@ def _mismatches(
             problems.append(
                 f"{region.name} declares {name} at index {index}, NVML has {device.name}"
             )
+        elif device.mig_enabled:
+            problems.append(f"{region.name} declares {name} at index {index}, which is in MIG "
+                            "mode: carbond cannot run jobs on it")  # fmt: skip
     return problems

@@ -7,6 +7,9 @@
   and TDP from the catalog, drawing ``gpu.simulated_power_factor`` × the catalog's power.
 - ``auto``: NVML when it starts and finds at least one GPU; otherwise simulated, with a
   ``gpu_backend_fallback`` log line saying why.
+
+Jobs run on the :func:`schedulable` devices only: not on a GPU in MIG mode, whose instances CUDA
+reaches only by ``MIG-<uuid>`` names while carbond gives a job whole GPUs by index.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from daemon.settings import GpuSettings
 from policies.errors import UnknownGpuError
 from policies.footprint.gpus import GpuCatalog, GpuSpec
 
-__all__ = ["match_catalog", "simulated_spec", "start_backend"]
+__all__ = ["MIG_NOT_SCHEDULABLE", "match_catalog", "schedulable", "simulated_spec", "start_backend"]
 
 log = structlog.get_logger(__name__)
 
 _BYTES_PER_GB = 1_000_000_000
+
+MIG_NOT_SCHEDULABLE = (
+    "MIG mode is enabled: CUDA reaches its instances only as MIG-<uuid>, while carbond gives a "
+    "job whole GPUs by index and assigns no MIG instance"
+)
 
 
 def simulated_spec(gpu: GpuSpec, *, energy_counter: bool = True) -> SimulatedGpuSpec:
@@ -53,6 +61,16 @@ def match_catalog(devices: Sequence[GpuDevice], catalog: GpuCatalog) -> dict[int
             log.warning("gpu_not_in_catalog", gpu=device.index, name=device.name)
             matched[device.index] = None
     return matched
+
+
+def schedulable(devices: Sequence[GpuDevice]) -> tuple[GpuDevice, ...]:
+    """The devices carbond may run jobs on: all but those in MIG mode (``mig_enabled`` None,
+    MIG not supported, is no MIG), each logged once (``gpu_not_schedulable``)."""
+    for device in devices:
+        if device.mig_enabled:
+            log.warning("gpu_not_schedulable", gpu=device.index, name=device.name,
+                        uuid=device.uuid, reason=MIG_NOT_SCHEDULABLE)  # fmt: skip
+    return tuple(d for d in devices if not d.mig_enabled)
 
 
 def _simulated(

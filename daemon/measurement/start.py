@@ -12,7 +12,7 @@ import structlog
 from daemon.gpu import GpuMonitor
 from daemon.gpu.backend import GpuBackend
 from daemon.gpu.errors import NvmlUnavailableError
-from daemon.gpu.factory import simulated_spec
+from daemon.gpu.factory import MIG_NOT_SCHEDULABLE, simulated_spec
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
@@ -64,6 +64,7 @@ def start_measurement(
             log.warning("gpu_measurement_off", executor="local", reason=str(e))
         else:
             backend, index_of = nvml, {g.device_id: g.index for g in local}
+            _name_mig(local, nvml)
     if backend is None and simulated:
         specs = [
             simulated_spec(g.device.gpu, energy_counter=settings.gpu.simulated_energy_counter)
@@ -80,3 +81,15 @@ def start_measurement(
     monitor.start()
     log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
     return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)
+
+
+def _name_mig(local: Sequence[InventoryGpu], nvml: NvmlBackend) -> None:
+    """Warn of each local GPU a region declares that is in MIG mode (discovery leaves such
+    GPUs out): its jobs would get its index in ``CUDA_VISIBLE_DEVICES``, no MIG instance."""
+    mig = {d.index: d for d in nvml.devices() if d.mig_enabled}
+    for gpu in local:
+        if (device := mig.get(gpu.index)) is not None:
+            log.warning("gpu_declared_in_mig_mode", device_id=gpu.device_id, gpu=gpu.index,
+                        uuid=device.uuid, reason=MIG_NOT_SCHEDULABLE + "; jobs planned on it get "
+                        "its index all the same: remove it from the region's gpus or disable "
+                        "MIG mode")  # fmt: skip

@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from daemon.doctor.checks import run_checks
+from daemon.gpu import fake_nvml
 from daemon.gpu.configured import describe_configured_gpus
 from daemon.gpu.fake_nvml import FakeNvml
 from daemon.settings import RegionSettings, Settings
@@ -105,3 +108,42 @@ def test_a_discovering_region_that_would_find_no_gpu_fails(clock: FakeClock) -> 
     # with stand-ins, auto falls back to them: a pass, as before
     status, detail = _describe(FakeNvml([fake_gpu(clock)], clock, driver_loaded=False), DISCOVER)
     assert status == "pass" and "node discover simulated A100-80GB" in detail
+
+
+def test_doctor_names_a_mig_gpu_as_not_schedulable(clock: FakeClock) -> None:
+    """CUDA reaches a MIG instance only as ``MIG-<uuid>``; carbond gives a job its GPU's
+    index and assigns no instance, so a GPU in MIG mode is not carbond's to schedule."""
+    mig = fake_gpu(clock, mig_mode=fake_nvml.NVML_DEVICE_MIG_ENABLE)
+    nvml = make_nvml(clock, mig, fake_gpu(clock))
+    status, detail = _describe(nvml, DISCOVER)
+    assert status == "pass"
+    assert detail == (
+        "NVML sees 0: NVIDIA A100-SXM4-80GB (MIG mode: not schedulable by carbond), "
+        "1: NVIDIA A100-SXM4-80GB; no declared GPU; node discover 1: NVIDIA A100-SXM4-80GB"
+    )
+    a100_local = RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("A100-80GB",))
+    status, detail = _describe(make_nvml(clock, mig), a100_local)
+    assert status == "fail"
+    assert detail.endswith(
+        "qc declares A100-80GB at index 0, which is in MIG mode: carbond cannot run jobs on it"
+    )
+    # every GPU in MIG mode: a discovering region gets none
+    status, detail = _describe(make_nvml(clock, mig), DISCOVER, backend="nvml")
+    assert status == "fail" and "node discover no GPU" in detail
+
+
+def test_discovery_leaves_out_mig_gpus_and_says_so(clock: FakeClock) -> None:
+    from daemon.gpu.factory import schedulable, start_backend
+
+    mig = fake_gpu(clock, mig_mode=fake_nvml.NVML_DEVICE_MIG_ENABLE, uuid="GPU-mig")
+    nvml = make_nvml(clock, mig, fake_gpu(clock), fake_gpu(clock, mig_mode=None))
+    backend = start_backend(Settings().gpu, DEFAULT_GPU_CATALOG, nvml_module=nvml)
+    try:
+        with capture_logs() as events:
+            found = schedulable(backend.devices())
+    finally:
+        backend.close()
+    assert [d.index for d in found] == [1, 2]  # MIG not supported (None) is schedulable
+    [skipped] = [e for e in events if e["event"] == "gpu_not_schedulable"]
+    assert (skipped["gpu"], skipped["uuid"], skipped["log_level"]) == (0, "GPU-mig", "warning")
+    assert "MIG mode" in skipped["reason"]
