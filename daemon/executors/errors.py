@@ -4,7 +4,7 @@
 
     DaemonError
      └── ExecutorError               a job could not be started, watched or stopped
-          ├── LaunchRefusedError     a rule forbids starting it (wrong user or group, root, bad id)
+          ├── LaunchRefusedError     a rule forbids starting it (wrong user, root, bad id)
           │    └── JobNotRunnableError  the job as submitted cannot start (its command, its
           │                             working directory, its id), wherever and whenever
           ├── HeldJobEndedError      a held job to release was ended in its scheduler unstarted

@@ -17,8 +17,9 @@ it ended).
 The run token (the wrapper's pid and start time) and the recovery of a run whose token was
 never recorded: :mod:`daemon.executors.local_recover`.
 
-Rules: the job runs as exactly ``spec.uid`` in ``spec.gid``; a daemon that is not root runs only
-jobs of its own uid and gid; a root job runs only when ``allow_root_jobs`` is set. The job's
+Rules: the job runs as exactly ``spec.uid`` (in ``spec.gid`` when the daemon is root); a daemon
+that is not root runs only jobs of its own uid, as itself (its own groups: it can change none);
+a root job runs only when ``allow_root_jobs`` is set. The job's
 environment is built from scratch (never the daemon's, which may hold tokens): ``PATH``, ``HOME``,
 ``USER``, ``LOGNAME``, ``LANG``, the spec's ``env``, ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (so CUDA
 numbers the GPUs as NVML does), ``CUDA_VISIBLE_DEVICES`` (NVML indices) and ``CARBOND_JOB_ID``. It
@@ -112,7 +113,7 @@ class LocalExecutor:
         """Start ``spec`` under the wrapper; return at once.
 
         Raises:
-            LaunchRefusedError: another uid's or gid's job while not root, or a root job
+            LaunchRefusedError: another uid's job while not root, or a root job
                 when not allowed; :class:`JobNotRunnableError` (a fault of the job's own): bad
                 job id, empty argv, a NUL in its argv, environment or working directory, or a
                 working directory the user cannot enter.
@@ -173,10 +174,6 @@ class LocalExecutor:
                 f"job {spec.job_id}: submitted by uid {spec.uid} but the daemon runs as uid "
                 f"{euid} and is not root; it cannot run jobs as another user"
             )
-        if euid != 0 and spec.gid != (egid := os.getegid()):  # it would get the daemon's
-            raise LaunchRefusedError(f"job {spec.job_id}: submitted with primary group {spec.gid}"
-                                     f" but the daemon runs in group {egid} and is not root; it"
-                                     " cannot run jobs in another group")  # fmt: skip
         if spec.cwd is not None and (problem := workdir_problem(spec.cwd, spec.uid, spec.gid)):
             raise JobNotRunnableError(f"job {spec.job_id}: {problem}")
 

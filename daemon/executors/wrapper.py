@@ -72,7 +72,7 @@ def write_status(
 
 def _start(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
     # as root: the job's uid and primary gid, no supplementary groups (a root job's too, never
-    # the daemon's groups); not root: the daemon checked the job is its uid and gid
+    # the daemon's groups); not root: the daemon checked the job is its uid (it runs in its groups)
     switch = os.geteuid() == 0
     # Enter the job's directory as its user may (checked component by component, no symlink
     # followed), here in the wrapper; the job inherits it (Popen's cwd would chdir as root).

@@ -295,19 +295,6 @@ def test_a_root_job_runs_in_its_own_primary_group_with_no_extra_groups(tmp_path:
     assert out.count("(") == 3, out  # uid, gid, groups=the one primary group: nothing else
 
 
-def test_a_daemon_not_root_refuses_a_job_of_another_primary_group(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A daemon that is not root cannot change its group: the job would have run in the
-    daemon's group, not the submitter's."""
-    executor = LocalExecutor()
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(os, "getegid", lambda: 1000)
-    with pytest.raises(LaunchRefusedError, match="primary group 1001 but the daemon runs in"):
-        executor.launch(_spec(tmp_path, "job-g", "true", uid=1000, gid=1001), NOW)
-    assert not (tmp_path / "logs").exists()
-
-
 def test_a_run_whose_token_was_never_recorded_is_found_by_its_files(
     tmp_path: Path, reaper: list[RunHandle]
 ) -> None:
