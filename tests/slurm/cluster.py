@@ -173,8 +173,9 @@ class SlurmCluster:
     def stop_node(self, node: str, *, crash: bool = False) -> None:
         """Stop ``node``'s slurmd (``crash``: also kill its job processes, as a lost node).
 
-        slurmctld marks the node not responding after about 12 s, then DOWN after about 27 s
-        (SlurmdTimeout is 10 s); its running jobs end NODE_FAIL, and batch jobs that allow it are
+        slurmctld marks the node not responding after about 9 s, then DOWN after about 17 s
+        (MessageTimeout 5 s sets that pace: localcluster.py); its running jobs end NODE_FAIL,
+        and batch jobs that allow it are
         requeued (pending with a BeginTime about two minutes on).
         """
         localcluster.stop_slurmd(self.layout, node, crash=crash)

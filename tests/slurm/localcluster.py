@@ -50,7 +50,15 @@ ACCOUNT = "carbond"
 MARKER = ".carbond-slurm"  # a folder holding this file is ours to empty
 DB_USER = "slurm"
 DB_PASSWORD = "carbond-local"
+# How long a stopped slurmd takes to be noticed. slurmctld pings a node every SlurmdTimeout/3 and
+# sets it DOWN once it has not answered for SlurmdTimeout; but each ping to a closed port retries
+# its connect once a second for MIN(MessageTimeout, 10) s (slurm_send_addr_recv_msgs, read once at
+# slurmctld's start), and ping cycles do not overlap, so MessageTimeout sets the pace: with 10 the
+# node was NOT_RESPONDING after 12-16 s and DOWN after 24-29 s; with 5, after 9 s and 17 s. A
+# shorter SlurmdTimeout (6) saved a second or two more, for the risk of a slow, healthy slurmd set
+# DOWN under load. 5 s is still ample for any answer on one host (measured 2026-12-07, 22.05.8).
 SLURMD_TIMEOUT_S = 10
+MESSAGE_TIMEOUT_S = 5
 # Local users the tests run Slurm commands as: one submitter carbond hands jobs for, one "other
 # user" whose plain sbatch jobs hold GPUs carbond did not plan.
 TEST_USERS = ("carbond-slurm-user", "carbond-slurm-other")
@@ -380,6 +388,7 @@ def prepare(layout: Layout) -> None:
         "mysql_port": str(layout.mysql_port),
         "slurmd_port": str(layout.port_base + 9),
         "slurmd_timeout_s": str(SLURMD_TIMEOUT_S),
+        "message_timeout_s": str(MESSAGE_TIMEOUT_S),
         "munge_socket": str(layout.munge_socket),
         "db_user": DB_USER,
         "db_password": DB_PASSWORD,
