@@ -114,6 +114,17 @@ class Decisions(Accounting):
         ).fetchone()
         return None if row is None else _decision(row, alternatives)
 
+    def start_decisions(self, job_id: str) -> int:
+        """How many ``start`` decisions about ``job_id`` are recorded, counted up to 2: more
+        than one when it was started again (its launch never confirmed, it was queued again)
+        or a start was not dispatched (its devices were busy), and planned again."""
+        row = self._exec(
+            "SELECT count(*) FROM (SELECT 1 FROM decisions"
+            " WHERE job_id = ? AND action = 'start' LIMIT 2)",
+            (job_id,),
+        ).fetchone()
+        return int(row[0])
+
     def latest_plans(self, job_ids: Collection[str]) -> dict[str, LatestPlan]:
         """What the latest decision about each of ``job_ids`` that has one planned, by job id
         (:meth:`latest_decision`'s action, region, GPU and planned start): those of the jobs

@@ -268,19 +268,25 @@ def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
     those of the counterfactual stored at submission, but its own expected grams where that
     counterfactual starts at or after its deadline: run-now would have missed it (its copy
     expires waiting, :func:`daemon.ledger.missed_by_run_now`), so it claims no saving, as its
-    outcome row does (:mod:`daemon.endings.finishing`)."""
+    outcome row does (:mod:`daemon.endings.finishing`). Its grams are counted at its first
+    start decision only: a job started again (its launch never confirmed, it was queued
+    again; or a start not dispatched, its devices busy) runs once, so its later start
+    decisions are counted as decisions, without grams."""
     chosen = decision.chosen
     expected_g = chosen.total_g if chosen else None
     run_now_g = decision.run_now.total_g if decision.run_now else None
     if decision.action == "start" and not isinstance(service.metrics, NullMetrics):
-        # the counterfactual stored at submission (not read for a sink that drops it)
-        stored = service.ledger.counterfactual(job.job_id)
-        if stored is not None:
-            run_now_g, start = stored["total_g"], stored.get("start")
-        else:
-            start = decision.run_now.start if decision.run_now else None
-        if missed_by_run_now(job.deadline, start):
-            run_now_g = expected_g
+        # (the ledger is not read for a sink that drops it)
+        if service.ledger.start_decisions(job.job_id) > 1:  # counted at its first start
+            expected_g = run_now_g = None
+        else:  # the counterfactual stored at submission
+            stored = service.ledger.counterfactual(job.job_id)
+            if stored is not None:
+                run_now_g, start = stored["total_g"], stored.get("start")
+            else:
+                start = decision.run_now.start if decision.run_now else None
+            if missed_by_run_now(job.deadline, start):
+                run_now_g = expected_g
     service.metrics.observe_decision(decision.policy, decision.action, expected_g, run_now_g)
     if decision.action == "reject":  # failed now, with no run: a final state, as any other
         service.metrics.observe_outcome(job.job_id, "failed", None)
