@@ -110,7 +110,8 @@ def _serves_carbond(port: int) -> bool:
 def cache_dir_problem(settings: Settings) -> str | None:
     """Why ``signals.cache_dir``, when set, cannot be written by this user (the daemon then
     runs without a cache: no history survives a restart); None when it can or is not set
-    (the default falls back to ``~/.cache/carbond/intensity``)."""
+    (unset, the cache is ``<state_dir>/cache/intensity``, else ``~/.cache/carbond/intensity``
+    where that is not writable: :func:`daemon.intensity.signals.resolve_cache_dir`)."""
     path = settings.signals.cache_dir
     if path is None:
         return None
