@@ -3,13 +3,14 @@
 #
 #   sudo systemd/install.sh                      # from this checkout, into a venv in /opt/carbond
 #   sudo systemd/install.sh --wheel carbond-*.whl
-#   systemd/install.sh --destdir DIR --no-python --no-activate   # stage the files (packaging, tests)
+#   systemd/install.sh --destdir DIR --no-python   # stage the files (packaging, tests)
 #
 # Options:
 #   --prefix DIR     the virtual environment carbond runs from, an absolute path (default
 #                    /opt/carbond); the unit's ExecStart= becomes DIR/bin/carbond
 #   --wheel FILE     install this wheel instead of the checkout this script is in
-#   --destdir DIR    stage every file under DIR (paths inside the files stay the real ones)
+#   --destdir DIR    stage every file under DIR (paths inside the files stay the real ones);
+#                    implies --no-activate: none of the staged files is on this host
 #   --no-python      do not create the venv (it already exists at --prefix)
 #   --no-activate    do not run systemd-sysusers/-tmpfiles on the live system, nor enable the unit
 #
@@ -39,6 +40,9 @@ while [ $# -gt 0 ]; do
         *) usage "unknown option $1" ;;
     esac
 done
+if [ -n "$destdir" ]; then  # sysusers/tmpfiles, doctor and daemon-reload would act on this
+    activate=no             # host's files (its carbond, config and units), not the staged ones
+fi
 case $prefix in  # the unit's ExecStart= and the /usr/local/bin link must not depend on a cwd
     /*) ;;
     *) usage "--prefix must be an absolute path, not $prefix" ;;
@@ -105,4 +109,6 @@ if [ "$activate" = yes ]; then
     "$prefix/bin/carbond" doctor --config /etc/carbond/carbond.toml || true
     systemctl daemon-reload
     echo "installed; edit /etc/carbond/carbond.toml, then: systemctl enable --now carbond"
+elif [ -n "$destdir" ]; then
+    echo "staged under $destdir; nothing activated on this host"
 fi

@@ -230,6 +230,31 @@ def test_the_install_script_refuses_bad_options(
     assert not (tmp_path / "root").exists()  # refused before anything is staged
 
 
+def test_staging_with_destdir_activates_nothing_on_this_host(tmp_path: Path) -> None:
+    """--destdir without --no-activate ran systemd-sysusers and systemd-tmpfiles on this host,
+    then this host's "$prefix/bin/carbond" doctor (not the staged one) on this host's
+    /etc/carbond/carbond.toml (not the staged one) and systemctl daemon-reload, which does not
+    see the staged unit: none of the staged files is on this host, so nothing is activated."""
+    calls = tmp_path / "calls"
+    fake_bin, venv = tmp_path / "bin", tmp_path / "venv"
+    for folder, name in ((fake_bin, "systemd-sysusers"), (fake_bin, "systemd-tmpfiles"),
+                         (fake_bin, "systemctl"), (venv / "bin", "carbond")):  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        tool = folder / name
+        tool.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n')
+        tool.chmod(0o755)
+    done = subprocess.run(
+        ["sh", str(SYSTEMD / "install.sh"), "--destdir", str(tmp_path / "root"), "--prefix",
+         str(venv), "--no-python"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not calls.exists(), calls.read_text()
+    assert (tmp_path / "root/etc/systemd/system/carbond.service").is_file()
+    assert f"staged under {tmp_path / 'root'}; nothing activated on this host" in done.stdout
+
+
 def test_the_operations_guide_walks_through_the_install_script() -> None:
     guide = (ROOT / "docs" / "operations.md").read_text()
     script = (SYSTEMD / "install.sh").read_text()
