@@ -110,5 +110,5 @@ def _export_codecarbon(
     if args.json:
         print_json({"format": "codecarbon", "path": str(output), "rows": rows})
     else:
-        print(f"wrote {rows} finished jobs to {output} (CodeCarbon emissions.csv)")
+        print(f"wrote {counted(rows, 'finished job')} to {output} (CodeCarbon emissions.csv)")
     return 0

@@ -318,3 +318,16 @@ def _outcomes_of(state: Path) -> list[str]:
         return [r[0] for r in db.execute("SELECT job_id FROM outcomes")]
     finally:
         db.close()
+
+
+def test_one_row_is_one_finished_job(demo_state: Path, carbond: Run, tmp_path: Path) -> None:
+    """The line counted its noun in the plural whatever the count: ``wrote 1 finished jobs``
+    (until 2026-12-07); it says ``1 finished job``, as ``export outcomes`` says ``1 row``."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:
+        db.execute("UPDATE outcomes SET finished_at = NULL WHERE job_id != 'late-1b'")
+    db.close()
+    path = tmp_path / "emissions.csv"
+    out = carbond("export", "--state-dir", str(tmp_path), "--format", "codecarbon", str(path))
+    assert out == f"wrote 1 finished job to {path} (CodeCarbon emissions.csv)\n"
