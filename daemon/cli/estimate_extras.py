@@ -141,7 +141,7 @@ def estimate_prompts(
     columns = ("id", "input_tokens", "output_tokens", "latency_s", "energy_j", "energy_j_p10",
                "energy_j_p90", "total_g", "total_g_p90")  # fmt: skip
     title = (f"{model.name} on {gpu.name} x{workload.tensor_parallel} ({runtime.name}), "
-             f"batch {batch}, {carbon.intensity_g_per_kwh:g} gCO2e/kWh")  # fmt: skip
+             f"batch {batch}, {fixed(carbon.intensity_g_per_kwh, 6)} gCO2e/kWh")  # fmt: skip
     print_table(title, columns, [[r.get(c, "OOM") for c in columns] for r in rows])
     noun = "prompt" if len(fitting) == 1 else "prompts"
     print(f"total over {len(fitting)} {noun}: {total['energy_j']:.1f} J "

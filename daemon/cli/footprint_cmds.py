@@ -301,7 +301,7 @@ def _print_estimate(p: dict[str, Any]) -> None:
     rows = [
         ("duration", f"{p['duration_s']:.3f} s"),
         ("energy", f"{p['energy_j']:.1f} J ({p['mean_power_w']:.0f} W mean)"),
-        ("intensity", f"{p['intensity_g_per_kwh']:g} gCO2e/kWh ({p['intensity_source']}), "
+        ("intensity", f"{fixed(p['intensity_g_per_kwh'], 6)} gCO2e/kWh ({p['intensity_source']}), "
                       f"PUE {p['pue']:g}"),
         ("operational", f"{fixed(p['operational_g'], 5)} g"),
         ("embodied", f"{fixed(p['embodied_g'], 5)} g ({p['embodied_share']:.1%} of total)"),

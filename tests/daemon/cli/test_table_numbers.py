@@ -136,3 +136,22 @@ def test_status_writes_on_site_kwh_in_fixed_notation(capsys: pytest.CaptureFixtu
     joules = 12_345.6 * J_PER_KWH
     _print_on_site({"site_pv_j": joules / 2, "site_battery_j": 0.0, "site_grid_j": joules / 2})
     assert "on site: 50.0% of 12,346 kWh (PV 50.0%" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("_no_site_config")
+@pytest.mark.parametrize("prompts", [False, True])
+def test_estimate_writes_a_given_intensity_in_fixed_notation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, prompts: bool
+) -> None:
+    """``estimate --intensity 0.00001`` wrote ``1e-05 gCO2e/kWh`` (``:g``), in the table's
+    intensity row and in ``--prompts``' title; ``1234.56789`` keeps its six digits."""
+    extra: tuple[str, ...] = ()
+    if prompts:
+        path = tmp_path / "prompts.jsonl"
+        path.write_text('{"id": "one", "input_tokens": 1, "output_tokens": 1}\n')
+        extra = ("--prompts", str(path))
+    for given, shown in (("0.00001", "0.00001"), ("1234.56789", "1,234.57")):
+        argv = (*_TINY[:5], "--intensity", given, *_TINY[7:9], *(extra or _TINY[9:]))
+        code, out, _ = run_cli(capsys, *argv)
+        assert code == 0 and f"{shown} gCO2e/kWh" in out, out
+        assert "e-05" not in out
