@@ -93,8 +93,8 @@ def _onsite_section(
             rows.append([month, shown(region), _kwh(facility), _kwh(pv), _kwh(battery),
                          _kwh(max(facility - pv - battery, 0.0)),
                          share((pv + battery) / facility) if facility > 0 else "-",
-                         "-" if site is None else f"{site.pv_g_per_kwh:g} / "
-                         f"{site.battery_g_per_kwh:g}"])  # fmt: skip
+                         "-" if site is None else f"{fixed(site.pv_g_per_kwh, 6)} / "
+                         f"{fixed(site.battery_g_per_kwh, 6)}"])  # fmt: skip
     return [
         "## On-site energy",
         "",
@@ -153,7 +153,7 @@ def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]
                 kg, method = "-", "GPU not recorded"
             else:
                 spec = catalog.get(gpu)
-                kg, method = f"{spec.embodied_kg:g}", spec.embodied_method
+                kg, method = fixed(spec.embodied_kg, 6), spec.embodied_method
         except PoliciesError:
             kg, method = "-", "not in the catalog"
         rows.append([shown(gpu), kg, f"{settings.lifetime_years:g}", method,

@@ -258,3 +258,16 @@ def test_every_share_of_the_report_is_named_as_one() -> None:
     shares = {"measured_share", "saved_share", "offset_share"}
     assert shares <= set(COLUMNS)
     assert "offset" not in COLUMNS
+
+
+def test_the_audit_writes_tiny_site_factors_in_fixed_notation(tmp_path: Path) -> None:
+    """A site's PV and battery factors read ``1e-05 / 5e-05`` in the statement's on-site
+    table (``:g``; until 2026-12-07)."""
+    clock = FakeClock(datetime(2024, 6, 1, 16, tzinfo=UTC))
+    site = QUEBEC_PV.model_copy(update={"pv_g_per_kwh": 0.00001, "battery_g_per_kwh": 0.00005})
+    service, _ = site_service(tmp_path, site)
+    _run_one(service, clock)
+    lines = ledger_lines(service.ledger)
+    statement = audit_statement(service.ledger, lines, service.settings, None, None, clock())
+    service.ledger.close()
+    assert "| 0.00001 / 0.00005 |" in statement, statement
