@@ -202,7 +202,7 @@ def load_power_csv(path: Path) -> PowerSeries:
             value = math.nan
         if not (math.isfinite(value) and 0 <= value <= MAX_POWER_W):
             raise SolarInputError(
-                f"power_w: not a number from 0 to {MAX_POWER_W:g}: {row['power_w']!r}",
+                f"power_w: not a number from 0 to {MAX_POWER_W:,.0f} W: {row['power_w']!r}",
                 file=path,
                 line=line,
                 field="power_w",

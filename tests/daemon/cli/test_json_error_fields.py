@@ -99,7 +99,7 @@ def test_a_bad_pv_csv_is_the_cause_of_its_cluster_files_error(
     pv = "datetime,power_w\n2023-06-05T00:00Z,10\n2023-06-05T01:00Z,-5\n"
     paths = _inputs(tmp_path, cluster=_CLUSTER + '[regions.site]\npv_csv = "pv.csv"\n', pv=pv)
     error = _replay_error(capsys, paths)
-    said = f"{paths['pv']}:3: power_w: not a number from 0 to 1e+10: '-5'"
+    said = f"{paths['pv']}:3: power_w: not a number from 0 to 10,000,000,000 W: '-5'"
     assert error["message"] == f"{paths['cluster']}:6: regions.quebec.site.pv_csv: {said}"
     assert _where(error) == (str(paths["cluster"]), 6, "regions.quebec.site.pv_csv")
     site = error["cause"]
