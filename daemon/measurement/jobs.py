@@ -58,6 +58,8 @@ class JobMeasurement:
         monitor: the started GPU monitor (its sampler thread runs on its own).
         lifetime_years: GPU lifetime for amortising embodied carbon.
         index_of: device id -> backend device index, for every measured GPU.
+        refused: device id -> why, of the declared GPUs the backend cannot run jobs on
+            (:func:`daemon.measurement.start.declared_unusable`): unavailable from the start.
         recalibration: the starting factors (default: none learned yet).
 
     :attr:`learning` holds the online factors per (model, GPU type), updated by every job
@@ -72,8 +74,10 @@ class JobMeasurement:
         lifetime_years: float,
         index_of: Mapping[str, int],
         recalibration: Recalibration | None = None,
+        refused: Mapping[str, str] | None = None,
     ) -> None:
         self.monitor = monitor
+        self._refused = dict(refused or {})
         self._lifetime_years = lifetime_years
         known = {d.index for d in monitor.devices()}
         self._index_of = {d: i for d, i in index_of.items() if i in known}
@@ -113,8 +117,15 @@ class JobMeasurement:
         }
 
     def unavailable(self, gpu: InventoryGpu) -> bool:
-        """Whether ``gpu`` is one of this node's measured GPUs and has been lost."""
+        """Whether ``gpu`` is one of this node's measured GPUs and has been lost, or a
+        declared GPU refused at start (:meth:`refusal`)."""
+        if gpu.device_id in self._refused:
+            return True
         return self.measures((gpu,)) and not self.monitor.available(self._index_of[gpu.device_id])
+
+    def refusal(self, device_id: str) -> str | None:
+        """Why declared GPU ``device_id`` is not planned on (None: it is not refused)."""
+        return self._refused.get(device_id)
 
     def started(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from daemon.gpu import GpuMonitor
-from daemon.gpu.backend import GpuBackend
+from daemon.gpu.backend import GpuBackend, GpuDevice
 from daemon.gpu.errors import NvmlUnavailableError
 from daemon.gpu.factory import MIG_NOT_SCHEDULABLE, simulated_spec
 from daemon.gpu.nvml import NvmlBackend
@@ -18,9 +18,10 @@ from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
 from daemon.measurement.jobs import JobMeasurement
 from daemon.settings import Settings
+from policies.errors import UnknownGpuError
 from policies.footprint.gpus import GpuCatalog
 
-__all__ = ["start_measurement"]
+__all__ = ["declared_unusable", "start_measurement"]
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,8 @@ def start_measurement(
 
     - ``local``-executor GPUs are measured through NVML when ``gpu.backend`` is ``nvml`` or
       ``auto`` and NVML works (``auto`` without NVML: not measured, ``gpu_measurement_off``);
+      a declared one NVML cannot run jobs on is refused (:func:`declared_unusable`): the
+      service keeps it unavailable from the start, as a lost GPU;
     - otherwise ``simulated``-executor GPUs get one simulated device each (catalog idle..TDP
       times ``gpu.simulated_power_factor``), so ``carbond run`` and the demo measure like real
       GPUs (``carbond replay`` attaches no measurement: its planner never recalibrates).
@@ -54,6 +57,7 @@ def start_measurement(
     simulated = [g for g in inventory if g.executor == "simulated"]
     backend: GpuBackend | None = None
     index_of: dict[str, int] = {}
+    refused: dict[str, str] = {}
     if local and settings.gpu.backend != "simulated":
         nvml = NvmlBackend(nvml_module, clock=clock)
         try:
@@ -64,7 +68,7 @@ def start_measurement(
             log.warning("gpu_measurement_off", executor="local", reason=str(e))
         else:
             backend, index_of = nvml, {g.device_id: g.index for g in local}
-            _name_mig(local, nvml)
+            refused = declared_unusable(local, nvml.devices(), catalog)
     if backend is None and simulated:
         specs = [
             simulated_spec(g.device.gpu, energy_counter=settings.gpu.simulated_energy_counter)
@@ -80,16 +84,44 @@ def start_measurement(
     monitor = GpuMonitor(backend, settings.gpu, clock=clock, sample=sample)
     monitor.start()
     log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
-    return JobMeasurement(monitor, lifetime_years=settings.lifetime_years, index_of=index_of)
+    return JobMeasurement(
+        monitor, lifetime_years=settings.lifetime_years, index_of=index_of, refused=refused
+    )
 
 
-def _name_mig(local: Sequence[InventoryGpu], nvml: NvmlBackend) -> None:
-    """Warn of each local GPU a region declares that is in MIG mode (discovery leaves such
-    GPUs out): its jobs would get its index in ``CUDA_VISIBLE_DEVICES``, no MIG instance."""
-    mig = {d.index: d for d in nvml.devices() if d.mig_enabled}
+def declared_unusable(
+    local: Sequence[InventoryGpu], devices: Sequence[GpuDevice], catalog: GpuCatalog
+) -> dict[str, str]:
+    """Device id -> why, of each local GPU a region declares that NVML cannot run its jobs
+    on: none at its index (never there, or lost or unpowered before this start: skipped at
+    discovery), one in MIG mode (its index in ``CUDA_VISIBLE_DEVICES`` reaches no MIG
+    instance), or one the catalog knows as another GPU (the planner would fit and price jobs
+    on the declared one). Each is logged (``gpu_declared_unusable``); the service keeps it out
+    of planning as it does a lost GPU. A board the catalog does not know is not second-guessed.
+    """
+    by_index = {d.index: d for d in devices}
+    refused: dict[str, str] = {}
     for gpu in local:
-        if (device := mig.get(gpu.index)) is not None:
-            log.warning("gpu_declared_in_mig_mode", device_id=gpu.device_id, gpu=gpu.index,
-                        uuid=device.uuid, reason=MIG_NOT_SCHEDULABLE + "; jobs planned on it get "
-                        "its index all the same: remove it from the region's gpus or disable "
-                        "MIG mode")  # fmt: skip
+        declared = f"declared {gpu.device_id} ({gpu.device.gpu.name})"
+        device = by_index.get(gpu.index)
+        if device is None:
+            why = f"NVML has no GPU at index {gpu.index}"
+        elif device.mig_enabled:
+            why = f"NVML has GPU {gpu.index} in MIG mode: {MIG_NOT_SCHEDULABLE}"
+        elif (seen := _catalog_name(device.name, catalog)) not in (None, gpu.device.gpu.name):
+            why = f"NVML has {device.name} ({seen}) at index {gpu.index}"
+        else:
+            continue
+        refused[gpu.device_id] = f"{declared}: {why}; not planned on"
+        log.error("gpu_declared_unusable", device_id=gpu.device_id, gpu=gpu.index,
+                  uuid=device.uuid if device is not None else None,
+                  reason=refused[gpu.device_id])  # fmt: skip
+    return refused
+
+
+def _catalog_name(board: str, catalog: GpuCatalog) -> str | None:
+    """The catalog's name of NVML board ``board`` (None: not in the catalog)."""
+    try:
+        return catalog.get(board).name
+    except UnknownGpuError:
+        return None

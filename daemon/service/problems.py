@@ -3,7 +3,8 @@
 The executors' own problems (Slurm unreachable), the sites' (a model failing, a measured CSV
 stale), the running jobs and the runs being stopped of an executor this daemon does not have
 (``executor:<name>``: a restart with a config that no longer uses it; those runs are not
-followed) and the regions whose GPUs are not discovered yet (``region:<name>``). Each is
+followed), the regions whose GPUs are not discovered yet (``region:<name>``) and the declared
+GPUs NVML cannot run jobs on (``gpu:<index>``, never planned on). Each is
 cleared once no longer reported.
 """
 
@@ -59,6 +60,10 @@ class Problems:
                 "(no region uses it): they are not polled, cancelled or ended; restore a region "
                 "that uses it until they end"
             )
+        if service.measurement is not None:  # declared GPUs NVML cannot run jobs on
+            for gpu in service.inventory:
+                if (why := service.measurement.refusal(gpu.device_id)) is not None:
+                    current[f"gpu:{gpu.index}"] = why
         for region, why in undiscovered(service).items():
             current[f"region:{region}"] = (
                 f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "

@@ -9,15 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 
 from daemon.assemble import Daemon, rebuild_service
 from daemon.cli import main
 from daemon.doctor.checks import run_checks
 from daemon.executors.jobfiles import process_start_ticks
 from daemon.executors.local import LocalExecutor
-from daemon.gpu.fake_nvml import FakeGpu, FakeNvml
-from daemon.gpu.power_curve import PowerCurve
+from daemon.gpu.fake_nvml import FakeNvml
 from daemon.inventory import build_inventory
 from daemon.measurement import start_measurement
 from daemon.settings import RegionSettings, Settings
@@ -329,28 +327,3 @@ def test_a_simulated_job_sampled_while_it_runs_is_charged_what_it_drew_to_its_en
     assert outcome is not None
     assert outcome["duration_s"] == pytest.approx(decision.expected_duration_s)
     assert outcome["measured_energy_j"] == pytest.approx(decision.expected_energy_j, rel=1e-3)
-
-
-def test_a_declared_local_gpu_in_mig_mode_is_named_at_start(tmp_path: Path) -> None:
-    """A local region that declares a GPU in MIG mode gets jobs on it with its index in
-    ``CUDA_VISIBLE_DEVICES``, which reaches no MIG instance: the start log says so (doctor's
-    nvml line fails for it)."""
-    regions = (RegionSettings(name="node", zone="CA-QC", executor="local",
-                              gpus=("A100-80GB", "A100-80GB")),)  # fmt: skip
-    inventory = build_inventory(regions, DEFAULT_GPU_CATALOG)
-    gpus = [FakeGpu(PowerCurve(0.0, 60.0), mig_mode=FakeNvml.NVML_DEVICE_MIG_ENABLE, uuid="GPU-m"),
-            FakeGpu(PowerCurve(0.0, 60.0))]  # fmt: skip
-    settings = Settings(state_dir=tmp_path, regions=regions)
-    with capture_logs() as events:
-        measurement = start_measurement(settings, DEFAULT_GPU_CATALOG, inventory, sample=False,
-                                        nvml_module=FakeNvml(gpus, lambda: 0.0))  # fmt: skip
-    assert measurement is not None
-    measurement.close()
-    [mig] = [e for e in events if e["event"] == "gpu_declared_in_mig_mode"]
-    assert (mig["device_id"], mig["gpu"], mig["uuid"], mig["log_level"]) == (
-        "node/0",
-        0,
-        "GPU-m",
-        "warning",
-    )
-    assert "MIG-<uuid>" in mig["reason"]
