@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,7 +48,7 @@ _READINGS = (
     "sm_clock_mhz",
 )
 _COLUMNS = ("index", "name", "catalog_name", *_READINGS, "energy_counter")
-_REGION_COLUMNS = ("region", "device_id", "executor", "name", "metered", *_READINGS)
+_REGION_COLUMNS = ("region", "device_id", "executor", "name", "metered", "planned", *_READINGS)
 _UNREAD = ("uuid", "name", "catalog_name", "mig_enabled", "energy_counter", *_READINGS,
            "memory_clock_mhz")  # fmt: skip
 _ON_THIS_NODE = ("local", "simulated")  # a Slurm region's GPUs are on its partition's nodes
@@ -57,35 +57,44 @@ _NO_NVML = (
 )
 
 
-# The daemon's own warnings while this command builds its GPUs, said in one line instead
-_UNMETERED_EVENTS = {
-    "daemon.measurement.start": "gpu_measurement_off",  # the rows show metered false
-    "daemon.gpu.factory": "gpu_backend_fallback",  # a "discover" region's stand-ins
-}
+# The daemon's own warnings while this command builds its GPUs, said in one line each instead:
+# (logger, event, the line's subject, how a record's fields read in it)
+_NOT_METERED = "local GPUs not metered"  # the rows show metered false
+_NOT_PLANNED = "GPUs not planned on"  # the rows show planned false, or leave them out
+_HELD_EVENTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], str]], ...] = (
+    ("daemon.measurement.start", "gpu_measurement_off", _NOT_METERED, lambda f: str(f["reason"])),
+    ("daemon.gpu.factory", "gpu_backend_fallback", _NOT_METERED, lambda f: str(f["reason"])),
+    ("daemon.measurement.start", "gpu_declared_unusable", _NOT_PLANNED, lambda f: str(f["reason"])),
+    ("daemon.gpu.factory", "gpu_not_schedulable", _NOT_PLANNED,
+     lambda f: f"GPU {f['gpu']} ({f['name']}): {f['reason']}"),
+)  # fmt: skip
 
 
 class _Held(logging.Filter):
     """Holds back the daemon's ``event`` log lines (a JSON line next to a table), keeping
-    each one's ``reason``."""
+    each one's fields as ``said`` reads them."""
 
-    def __init__(self, event: str, reasons: list[str]) -> None:
+    def __init__(
+        self, event: str, said: Callable[[dict[str, Any]], str], reasons: list[str]
+    ) -> None:
         super().__init__()
-        self._event, self._reasons = event, reasons
+        self._event, self._said, self._reasons = event, said, reasons
 
     def filter(self, record: logging.LogRecord) -> bool:
         fields = record.msg
         if isinstance(fields, dict) and fields.get("event") == self._event:
-            self._reasons.append(str(fields.get("reason", "")))
+            self._reasons.append(self._said(fields))
             return False
         return True
 
 
 @contextmanager
 def _said_in_one_line() -> Iterator[None]:
-    """The daemon's NVML warnings, said on stderr as one readable line when the block ends."""
-    reasons: list[str] = []
-    held = [(logging.getLogger(name), _Held(event, reasons))
-            for name, event in _UNMETERED_EVENTS.items()]  # fmt: skip
+    """The daemon's NVML warnings, said on stderr as one readable line per subject (GPUs
+    not metered, GPUs not planned on) when the block ends."""
+    reasons: dict[str, list[str]] = {_NOT_METERED: [], _NOT_PLANNED: []}
+    held = [(logging.getLogger(name), _Held(event, said, reasons[subject]))
+            for name, event, subject, said in _HELD_EVENTS]  # fmt: skip
     for logger, check in held:
         logger.addFilter(check)
     try:
@@ -93,9 +102,10 @@ def _said_in_one_line() -> Iterator[None]:
     finally:
         for logger, check in held:
             logger.removeFilter(check)
-    if reasons:
-        why = "; ".join(dict.fromkeys(reasons))  # the same NVML error once
-        print(f"carbond: note: local GPUs not metered ({why})", file=sys.stderr)
+    for subject, said in reasons.items():
+        if said:
+            why = "; ".join(dict.fromkeys(said))  # the same NVML error once
+            print(f"carbond: note: {subject} ({why})", file=sys.stderr)
 
 
 def _readings(backend: GpuBackend, device: GpuDevice, catalog_name: str | None) -> dict[str, Any]:
@@ -136,8 +146,10 @@ def region_rows(
 ) -> list[dict[str, Any]]:
     """One row per GPU the daemon runs on in ``regions`` (in the config's order), discovered
     and metered as the daemon does: ``region, device_id, executor, index`` (the CUDA index),
-    ``catalog_name``, ``metered`` and ``backend`` (None where not metered), and the readings
-    of :func:`live_rows` (None where not metered; ``name`` then the catalog name).
+    ``catalog_name``, ``metered`` and ``backend`` (None where not metered), ``planned`` and
+    ``not_planned`` (why the daemon keeps a declared GPU out of planning, else None:
+    :func:`daemon.measurement.start.declared_unusable`), and the readings of
+    :func:`live_rows` (None where not metered; ``name`` then the catalog name).
 
     Raises:
         NvmlUnavailableError: ``gpu.backend = "nvml"`` and NVML cannot be used.
@@ -157,11 +169,14 @@ def region_rows(
     try:
         for gpu in inventory:
             index = None if measurement is None else measurement.device_index(gpu.device_id)
+            refused = None if measurement is None else measurement.refusal(gpu.device_id)
             row: dict[str, Any] = {
                 "region": gpu.device.region,
                 "device_id": gpu.device_id,
                 "executor": gpu.executor,
                 "metered": index is not None,
+                "planned": refused is None,
+                "not_planned": refused,
                 "backend": None,
                 "index": gpu.index,
             }

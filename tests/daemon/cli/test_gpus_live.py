@@ -166,3 +166,36 @@ def test_live_without_nvml_says_in_one_line_why_the_local_gpus_are_unmetered(
     assert [(r["device_id"], r["metered"]) for r in rows] == [
         ("qc/0", True), ("qc/1", True), ("here/0", False),
     ]  # fmt: skip
+
+
+def test_live_names_the_declared_gpus_the_daemon_does_not_plan_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A declared local GPU NVML cannot run jobs on (another board at its index, MIG mode,
+    none there) is never planned on by the daemon, yet ``--live`` listed it among "the GPUs
+    the daemon runs on": an H100-SXM declared on an L4 as metered, its catalog name shown in
+    JSON only, and the daemon's ``gpu_declared_unusable`` and ``gpu_not_schedulable`` error
+    lines printed as JSON beside the table. Now each row says whether the daemon plans on it
+    and why not (JSON ``planned``, ``not_planned``; the table's ``planned``), the warnings in
+    one ``carbond: note:`` line."""
+    gpus = [FakeGpu(PowerCurve(0.0, 70.0), name="NVIDIA L4"),
+            FakeGpu(PowerCurve(0.0, 90.0), mig_mode=FakeNvml.NVML_DEVICE_MIG_ENABLE)]  # fmt: skip
+    fake = FakeNvml(gpus, lambda: 1.0)
+    monkeypatch.setattr("daemon.gpu.nvml.load_pynvml", lambda: fake)
+    _config(monkeypatch, tmp_path, "auto", '["H100-SXM", "A100-80GB", "A100-80GB"]')
+    assert main(["gpus", "--live", "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = [r for r in json.loads(out) if r["region"] == "here"]
+    assert [(r["device_id"], r["planned"]) for r in rows] == [
+        ("here/0", False), ("here/1", False), ("here/2", False),
+    ]  # fmt: skip
+    assert "NVML has NVIDIA L4 (L4) at index 0" in rows[0]["not_planned"]
+    assert "MIG mode" in rows[1]["not_planned"]
+    assert "NVML has no GPU at index 2" in rows[2]["not_planned"]
+    assert err.count("\n") == 1 and "{" not in err, err
+    assert err.startswith("carbond: note: GPUs not planned on (declared here/0 (H100-SXM): ")
+    assert main(["gpus", "--live"]) == 0
+    out, err = capsys.readouterr()
+    assert "planned" in out and "{" not in err, err
+    [l4] = [line for line in out.splitlines() if "here/0" in line]
+    assert "False" in l4.split("|")[6]  # region, device_id, executor, name, metered, planned
