@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -60,6 +60,7 @@ class JobMeasurement:
         index_of: device id -> backend device index, for every measured GPU.
         refused: device id -> why, of the declared GPUs the backend cannot run jobs on
             (:func:`daemon.measurement.start.declared_unusable`): unavailable from the start.
+        vet: how a reload's inventory is checked again (:meth:`keep_only`): its ``refused``.
         recalibration: the starting factors (default: none learned yet).
 
     :attr:`learning` holds the online factors per (model, GPU type), updated by every job
@@ -75,9 +76,11 @@ class JobMeasurement:
         index_of: Mapping[str, int],
         recalibration: Recalibration | None = None,
         refused: Mapping[str, str] | None = None,
+        vet: Callable[[Sequence[InventoryGpu]], Mapping[str, str]] | None = None,
     ) -> None:
         self.monitor = monitor
         self._refused = dict(refused or {})
+        self._vet = vet
         self._lifetime_years = lifetime_years
         known = {d.index for d in monitor.devices()}
         self._index_of = {d: i for d, i in index_of.items() if i in known}
@@ -106,7 +109,10 @@ class JobMeasurement:
         ones whose GPU the reload changed: another type, or its type's catalog power or memory
         (``[catalog.gpus.X]`` idle_w, tdp_w, memory_gb). Their simulated device, built at
         start-up, draws the old GPU's power, not the new one's. An NVML device is the hardware
-        itself, whatever the config declares: it stays measured."""
+        itself, whatever the config declares: it stays measured. The declared local GPUs are
+        checked again against the backend's devices (``vet``): what :meth:`refusal` says now."""
+        if self._vet is not None:  # the declarations again: corrected, or new ones
+            self._refused = dict(self._vet([g for g in inventory if g.executor == "local"]))
         now = {g.device_id: g.device.gpu for g in inventory}
         backend = self.monitor.backend
         self._index_of = {

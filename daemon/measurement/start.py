@@ -3,6 +3,7 @@ for the composition root)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,8 +40,8 @@ def start_measurement(
 
     - ``local``-executor GPUs are measured through NVML when ``gpu.backend`` is ``nvml`` or
       ``auto`` and NVML works (``auto`` without NVML: not measured, ``gpu_measurement_off``);
-      a declared one NVML cannot run jobs on is refused (:func:`declared_unusable`): the
-      service keeps it unavailable from the start, as a lost GPU;
+      a declared one NVML cannot run jobs on is refused (:func:`declared_unusable`, again at
+      each reload): the service keeps it unavailable, as a lost GPU;
     - otherwise ``simulated``-executor GPUs get one simulated device each (catalog idle..TDP
       times ``gpu.simulated_power_factor``), so ``carbond run`` and the demo measure like real
       GPUs (``carbond replay`` attaches no measurement: its planner never recalibrates).
@@ -58,6 +59,7 @@ def start_measurement(
     backend: GpuBackend | None = None
     index_of: dict[str, int] = {}
     refused: dict[str, str] = {}
+    vet: Callable[[Sequence[InventoryGpu]], dict[str, str]] | None = None
     if local and settings.gpu.backend != "simulated":
         nvml = NvmlBackend(nvml_module, clock=clock)
         try:
@@ -68,7 +70,9 @@ def start_measurement(
             log.warning("gpu_measurement_off", executor="local", reason=str(e))
         else:
             backend, index_of = nvml, {g.device_id: g.index for g in local}
-            refused = declared_unusable(local, nvml.devices(), catalog)
+            devices = nvml.devices()
+            refused = declared_unusable(local, devices, catalog)
+            vet = functools.partial(declared_unusable, devices=devices, catalog=catalog)
     if backend is None and simulated:
         specs = [
             simulated_spec(g.device.gpu, energy_counter=settings.gpu.simulated_energy_counter)
@@ -85,7 +89,11 @@ def start_measurement(
     monitor.start()
     log.info("gpu_measurement_on", backend=backend.name, gpus=sorted(index_of))
     return JobMeasurement(
-        monitor, lifetime_years=settings.lifetime_years, index_of=index_of, refused=refused
+        monitor,
+        lifetime_years=settings.lifetime_years,
+        index_of=index_of,
+        refused=refused,
+        vet=vet,
     )
 
 

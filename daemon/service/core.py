@@ -233,13 +233,15 @@ class Service:
         estimated energy and grams; never planned on); the cancels it sent and the runs of
         lost GPUs it was stopping (:meth:`daemon.endings.finishing.Endings.take_over`), its overdue
         runs already reported, and what its planning rounds keep that the ledger would be read
-        for job by job in the first plan (:meth:`daemon.service.memory.PlanMemory.take_over`)."""
+        for job by job in the first plan (:meth:`daemon.service.memory.PlanMemory.take_over`),
+        and the ``health.json`` problems its reports set (cleared once no longer reported)."""
         with self._lock:
             known = {**previous._departed, **previous._by_device}
             self._departed = gpus.departed(self.ledger, self._by_device, known)
             self._endings.take_over(previous._endings)
             self._overdue.take_over(previous._overdue)
             self._memory.take_over(previous._memory)
+            self._problems.take_over(previous._problems)
 
     def close(self) -> None:
         """Run the ``on_close`` callbacks (e.g. the signal chain's HTTP session). The ledger

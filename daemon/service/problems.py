@@ -36,6 +36,11 @@ class Problems:
         self._endings = endings  # its runs being stopped (a lost GPU's)
         self._keys: set[str] = set()  # the health keys the last report set
 
+    def take_over(self, previous: Problems) -> None:
+        """After a reload: the health keys ``previous`` (the old service's) set are this one's
+        to clear once no longer reported (the health file outlives a reload)."""
+        self._keys |= previous._keys
+
     def report(self, service: Service, now: datetime) -> None:
         """The executors' own problems (Slurm unreachable), the sites' (a model failing, a
         measured CSV stale), the running jobs and the runs being stopped (a lost GPU's) of an

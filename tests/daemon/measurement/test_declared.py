@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.doctor.checks import run_checks
+from daemon.assemble import Daemon, rebuild_service
+from daemon.doctor.checks import Check, run_checks
 from daemon.gpu.fake_nvml import FakeGpu, FakeNvml
 from daemon.gpu.power_curve import PowerCurve
 from daemon.intensity.providers import EmbeddedIntensity
@@ -90,3 +91,52 @@ def test_a_declared_gpu_nvml_cannot_run_jobs_on_is_never_planned(
         service.close()
         measurement.close()
         ledger.close()
+
+
+def test_a_reload_that_corrects_the_declaration_plans_on_the_gpu_and_clears_health(
+    tmp_path: Path,
+) -> None:
+    """The operator reads ``gpu:0: declared qc/0 (H100-SXM): NVML has NVIDIA L4 ...``, declares
+    the L4 and reloads: the GPU was still refused until a restart, and the ``gpu:0`` problem,
+    set by the previous service's report, was never cleared by the new one. Now a reload checks
+    the declarations again and the new service clears what the old one reported."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    wrong = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("H100-SXM",)),)
+    settings = Settings(state_dir=tmp_path, regions=wrong, policy={"name": "run-now"},
+                        intensity={"source": "static"})  # fmt: skip
+    inventory = build_inventory(wrong, DEFAULT_GPU_CATALOG)
+    measurement = start_measurement(settings, DEFAULT_GPU_CATALOG, inventory, sample=False,
+                                    nvml_module=FakeNvml([_gpu("NVIDIA L4")],
+                                                         clock.monotonic()))  # fmt: skip
+    assert measurement is not None
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    first = Service(settings=settings, ledger=ledger,
+                    queue=Queue(tmp_path, ledger, known_regions=["qc"]),
+                    executors={executor.name: executor}, inventory=inventory,
+                    intensity=EmbeddedIntensity(), policy=get_policy("run-now"),
+                    measurement=measurement)  # fmt: skip
+    first.start(clock())
+    daemon = Daemon(settings, ledger, {"local": executor}, first, measurement=measurement)
+    try:
+        append(first.queue.path, job_line(id="a"))
+        first.tick(clock.advance(30))
+        first.after_step("reconcile", None, clock())
+        # its only GPU unavailable, as a lost one: not run (rejected: no GPU is available)
+        assert ledger.run("a") is None and ledger.job("a").state == "failed"
+        assert "gpu:0" in _health(tmp_path, clock).detail
+        right = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("L4",)),)
+        service = rebuild_service(daemon, settings.model_copy(update={"regions": right}), None)
+        append(service.queue.path, job_line(id="b"))
+        for _ in range(2):
+            service.tick(clock.advance(30))
+        run = ledger.run("b")
+        assert run is not None and run.gpu_indices == (0,)
+        service.after_step("reconcile", None, clock())
+        assert "gpu:0" not in _health(tmp_path, clock).detail
+    finally:
+        daemon.close()
+
+
+def _health(state_dir: Path, clock: FakeClock) -> Check:
+    [health] = [c for c in run_checks(None, clock(), state_dir=state_dir) if c.name == "health"]
+    return health
