@@ -50,7 +50,8 @@ class ActParameters:
 
     def node_key(self, process_node_nm: int) -> int:
         """The ACT node entry used for ``process_node_nm``: the nearest listed node at or above
-        it (12 nm uses 14 nm; 4 nm uses 5 nm), or the smallest listed node."""
+        it (12 nm uses 14 nm; 4 nm uses 5 nm; 2 nm, below every node, 3 nm), or, for a node
+        above every listed one, the largest listed node, its nearest (40 nm uses 28 nm)."""
         listed = sorted(self.epa_kwh_per_cm2)
         at_or_above = [n for n in listed if n >= process_node_nm]
         return at_or_above[0] if at_or_above else listed[-1]
