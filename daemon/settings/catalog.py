@@ -11,7 +11,19 @@ from daemon.settings.sections import Section, error_at, errors_at, known_gpu
 from policies.footprint.embodied import DEFAULT_ACT
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, METHOD_ACT
 
-__all__ = ["ACT_PARAMETERS", "CatalogSettings", "GpuOverride"]
+__all__ = ["ACT_BOUNDS", "ACT_PARAMETERS", "CatalogSettings", "GpuOverride"]
+
+# Bounds no real GPU comes near (README, "catalog.gpus"): a figure of 1e308 overflowed the
+# energy or embodied grams to inf (null in `estimate --json`), a rate near 0 made a job last
+# 1e300 s. The largest built-in figures: B200 1,600 mm2 (two ~800 mm2 dies; a reticle is
+# ~858 mm2), 1,000 W, 8,000 GB/s, 4,500 int8 TOP/s; H200 141 GB.
+MAX_DIE_AREA_MM2 = 10_000.0
+MAX_MEMORY_GB = 10_000.0
+MAX_POWER_W = 10_000.0
+MAX_EMBODIED_KG = 10_000.0
+MAX_RATE = 100_000.0  # GB/s, TFLOP/s, TOP/s
+MIN_RATE = 0.1  # TFLOP/s, TOP/s, interconnect GB/s
+MIN_MEMORY_BANDWIDTH_GB_S = 1.0
 
 
 # The architectures the estimator knows (policies.footprint.estimator.matmul_peak_flops), in
@@ -21,26 +33,30 @@ _ARCHITECTURES = tuple(dict.fromkeys(gpu.architecture for gpu in DEFAULT_GPU_CAT
 
 class GpuOverride(Section):
     """The fields of one GPU a site replaces (``[catalog.gpus.NAME]``), as
-    :class:`policies.footprint.GpuSpec` names them: sizes and rates (the interconnect's
-    included) above 0, powers and embodied carbon not below (a negative figure charged
-    negative grams), a
+    :class:`policies.footprint.GpuSpec` names them: sizes above 0, powers and embodied carbon
+    not below (a negative figure charged negative grams), rates (the interconnect's included)
+    at least :data:`MIN_RATE` (memory bandwidth 1 GB/s), and none above the bounds no real GPU
+    comes near (:data:`MAX_POWER_W` and the others), a
     memory type the ACT model has a carbon-per-GB figure for, an architecture the estimator
     knows (any case; stored as the catalog spells it)."""
 
     architecture: str | None = None
     year: int | None = Field(default=None, gt=0)
-    die_area_mm2: float | None = Field(default=None, gt=0)
+    die_area_mm2: float | None = Field(default=None, gt=0, le=MAX_DIE_AREA_MM2)
     process_node_nm: int | None = Field(default=None, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0, le=MAX_MEMORY_GB)
     memory_type: str | None = None
-    memory_bandwidth_gb_s: float | None = Field(default=None, gt=0)
-    fp16_tflops: float | None = Field(default=None, gt=0)
-    fp32_tflops: float | None = Field(default=None, gt=0)
-    int8_tops: float | None = Field(default=None, gt=0)
-    tdp_w: float | None = Field(default=None, gt=0)
-    idle_w: float | None = Field(default=None, ge=0)
-    interconnect_gb_s: float | None = Field(default=None, gt=0)  # 0: tensor parallel divides by it
-    embodied_kg: float | None = Field(default=None, ge=0)
+    memory_bandwidth_gb_s: float | None = Field(
+        default=None, ge=MIN_MEMORY_BANDWIDTH_GB_S, le=MAX_RATE
+    )
+    fp16_tflops: float | None = Field(default=None, ge=MIN_RATE, le=MAX_RATE)
+    fp32_tflops: float | None = Field(default=None, ge=MIN_RATE, le=MAX_RATE)
+    int8_tops: float | None = Field(default=None, ge=MIN_RATE, le=MAX_RATE)
+    tdp_w: float | None = Field(default=None, gt=0, le=MAX_POWER_W)
+    idle_w: float | None = Field(default=None, ge=0, le=MAX_POWER_W)
+    # 0 was a ZeroDivisionError: tensor parallel divides by it
+    interconnect_gb_s: float | None = Field(default=None, ge=MIN_RATE, le=MAX_RATE)
+    embodied_kg: float | None = Field(default=None, ge=0, le=MAX_EMBODIED_KG)
     embodied_method: str | None = None
 
     @field_validator("architecture")
@@ -70,8 +86,16 @@ class GpuOverride(Section):
         return self.model_dump(exclude_none=True)
 
 
-# The ACT parameters a site may replace: the scalar ones (the per-node tables stay ACT's).
-ACT_PARAMETERS = ("fab_intensity_g_per_kwh", "fab_yield", "mpa_g_per_cm2", "packaging_g")
+# The ACT parameters a site may replace: the scalar ones (the per-node tables stay ACT's),
+# each with its (lowest, highest) value: ACT's defaults are 583 g/kWh, yield 0.875, 500 g/cm2
+# and 150 g; a fab grid of 1e308 g/kWh or a yield of 1e-308 overflowed embodied grams to inf.
+ACT_BOUNDS: dict[str, tuple[float, float]] = {
+    "fab_intensity_g_per_kwh": (0.0, 10_000.0),
+    "fab_yield": (0.01, 1.0),
+    "mpa_g_per_cm2": (0.0, 100_000.0),
+    "packaging_g": (0.0, 1_000_000.0),
+}
+ACT_PARAMETERS = tuple(ACT_BOUNDS)
 
 
 class CatalogSettings(Section):
@@ -93,11 +117,15 @@ class CatalogSettings(Section):
             if name not in ACT_PARAMETERS:
                 known = ", ".join(ACT_PARAMETERS)
                 problems.append(((name,), f"unknown ACT parameter (known: {known})", number))
-            elif name == "fab_yield" and not 0 < number <= 1:  # the die carbon over the yield
-                message = f"must be more than 0 and at most 1, got {number:g}"
+            elif name == "fab_yield" and not ACT_BOUNDS[name][0] <= number <= 1:
+                low = ACT_BOUNDS[name][0]  # the die carbon is divided by the yield
+                message = f"must be at least {low:g} and at most 1, got {number:g}"
                 problems.append(((name,), message, number))
             elif number < 0:
                 problems.append(((name,), f"must not be negative, got {number:g}", number))
+            elif number > ACT_BOUNDS[name][1]:
+                message = f"must be at most {ACT_BOUNDS[name][1]:g}, got {number:g}"
+                problems.append(((name,), message, number))
         if problems:
             raise errors_at(problems)
         return value
