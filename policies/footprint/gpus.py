@@ -83,6 +83,13 @@ _SPECS: Final[tuple[tuple[Any, ...], ...]] = (
      ("a100", "a100-sxm4-40gb", "a100-40gb-sxm")),
     ("A100-80GB", "Ampere", 2020, 826, 7, 80, "HBM2e", 2039, 312, 19.5, 624, 400, 55, 600, None,
      ("a100-sxm4-80gb", "a100-80gb-sxm")),
+    # PCIe A100s (NVML "NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe"): the SXM4 die, memory
+    # and tensor rates at 250/300 W (NVIDIA A100 data sheet), 1,555/1,935 GB/s, PCIe Gen4 x16
+    # between GPUs (an NVLink bridge joins pairs only); idle ~35/45 W (nvidia-smi at 0 %).
+    ("A100-PCIe-40GB", "Ampere", 2020, 826, 7, 40, "HBM2", 1555, 312, 19.5, 624, 250, 35, 32,
+     None, ()),
+    ("A100-PCIe-80GB", "Ampere", 2021, 826, 7, 80, "HBM2e", 1935, 312, 19.5, 624, 300, 45, 32,
+     None, ("a100-80gb-pcie",)),
     ("L4", "Ada Lovelace", 2023, 294.5, 5, 24, "GDDR6", 300, 121, 30.3, 242, 72, 16, 64, None,
      ()),
     ("L40S", "Ada Lovelace", 2023, 608.5, 5, 48, "GDDR6", 864, 362, 91.6, 733, 350, 35, 64, None,
