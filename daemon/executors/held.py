@@ -26,7 +26,8 @@ from daemon.executors.base import (
 )
 from daemon.executors.errors import LaunchUnconfirmedError
 from daemon.inventory import InventoryGpu
-from daemon.ledger import JobRecord, Ledger
+from daemon.ledger import JobRecord, Ledger, missed_by_run_now
+from daemon.metrics.sink import MetricsSink, NullMetrics
 from daemon.planning import compared_start
 from daemon.states import WAITING_STATES
 from policies import Alternative, Decision
@@ -42,9 +43,15 @@ SpecFor = Callable[[JobRecord, Alternative, tuple[int, ...]], LaunchSpec]
 class HeldJobs:
     """The plans handed to reserving executors, by job id."""
 
-    def __init__(self, ledger: Ledger, executors: Mapping[str, Executor]) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        executors: Mapping[str, Executor],
+        metrics: MetricsSink | None = None,
+    ) -> None:
         self._ledger = ledger
         self._executors = executors
+        self._metrics: MetricsSink = metrics or NullMetrics()
         self._held: dict[str, tuple[str, datetime | None, tuple[str, ...]]] = {}  # plan handed
         self._failures: dict[tuple[str, str], str] = {}  # (event, job id): the error logged
         # jobs whose run row (no token) this process wrote and no hand-over of which can have
@@ -226,11 +233,37 @@ class HeldJobs:
         log.warning("job_ended_unstarted", job_id=job_id, state=state, reason=ended.reason)
 
     def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
-        """A held job its executor started on its own at the planned start: now running."""
+        """A held job its executor started on its own at the planned start: now running (its
+        grams counted, :meth:`_observe_started`)."""
         if self._ledger.job(job_id).state not in WAITING_STATES:
             return
+        self._observe_started(job_id)
         with self._ledger.transaction():
             self._ledger.transition(job_id, "running", now, "started at its planned start")
             self._ledger.set_run_started(job_id, token, at)
         self._held.pop(job_id, None)
         log.info("job_dispatched", job_id=job_id, started_at=at.isoformat(), held=True)
+
+    def _observe_started(self, job_id: str) -> None:
+        """Count the grams of a job its executor starts on its own, as a ``start`` decision's
+        are (``daemon.service.plan_round._observe``): once per job, at its first start, so
+        none when a start decision was recorded for it or it ran before (Slurm requeued it
+        and it was held again). Its plan's expected grams are those of its latest decision (the
+        hold it was handed over with); its run-now grams those of the counterfactual stored
+        at submission, or its own expected grams where run-now would have missed its
+        deadline (it claims no saving)."""
+        if type(self._metrics) is NullMetrics:  # (the ledger is not read for a sink that drops it)
+            return
+        ledger = self._ledger
+        if ledger.start_decisions(job_id) or ledger.ever_running(job_id):
+            return
+        latest = ledger.latest_decision(job_id, alternatives=False)
+        if latest is None:
+            return
+        expected_g, run_now_g = latest.expected_total_g, latest.run_now_total_g
+        stored = ledger.counterfactual(job_id)
+        if stored is not None:
+            run_now_g = stored["total_g"]
+            if missed_by_run_now(ledger.job(job_id).deadline, stored.get("start")):
+                run_now_g = expected_g
+        self._metrics.observe_started(latest.policy, expected_g, run_now_g)

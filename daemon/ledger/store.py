@@ -254,6 +254,14 @@ class Ledger(
             raise UnknownJobError(job_id)
         return str(row[0])
 
+    def ever_running(self, job_id: str) -> bool:
+        """Whether ``job_id`` was ever ``running`` (a transition to it is recorded)."""
+        row = self._exec(
+            "SELECT 1 FROM transitions WHERE job_id = ? AND to_state = 'running' LIMIT 1",
+            (job_id,),
+        ).fetchone()
+        return row is not None
+
     def transitions(self, job_id: str) -> list[TransitionRecord]:
         """Every state change of ``job_id``, in order."""
         rows = self._exec(

@@ -279,8 +279,14 @@ class Metrics:
     ) -> None:
         """One recorded decision; a ``start`` adds its expected and run-now gCO2e."""
         self._decisions.labels(policy=policy, action=action).inc()
-        if action != "start":
-            return
+        if action == "start":
+            self.observe_started(policy, expected_total_g, run_now_total_g)
+
+    def observe_started(
+        self, policy: str, expected_total_g: float | None, run_now_total_g: float | None
+    ) -> None:
+        """A job started (at a ``start`` decision, or by its executor at its held plan's
+        start): adds its expected and run-now gCO2e (None: not counted)."""
         if expected_total_g is not None:
             self._expected_g.labels(policy=policy).inc(max(0.0, expected_total_g))
         if run_now_total_g is not None:

@@ -32,6 +32,13 @@ class MetricsSink(Protocol):
         """One recorded decision with its expected and run-now grams (None: not placed)."""
         ...
 
+    def observe_started(
+        self, policy: str, expected_total_g: float | None, run_now_total_g: float | None
+    ) -> None:
+        """A job its executor started on its own at its held plan's start (no ``start``
+        decision about it), with its expected and run-now grams (None: not counted)."""
+        ...
+
     def observe_outcome(
         self,
         job_id: str,
@@ -75,6 +82,11 @@ class NullMetrics:
         action: str,
         expected_total_g: float | None,
         run_now_total_g: float | None,
+    ) -> None:
+        """Ignored."""
+
+    def observe_started(
+        self, policy: str, expected_total_g: float | None, run_now_total_g: float | None
     ) -> None:
         """Ignored."""
 

@@ -116,7 +116,7 @@ class Service:
         # GPUs a reload took out of the inventory that runs still hold (:meth:`take_over_runs`)
         self._departed: dict[str, InventoryGpu] = {}
         self._memory = PlanMemory()  # what the planning rounds keep between them
-        self._held = HeldJobs(ledger, self.executors)  # plans handed to Slurm before their start
+        self._held = HeldJobs(ledger, self.executors, self.metrics)  # plans handed to Slurm
         self._endings = Endings(ledger, self.executors, self._held, self._memory.busy,
                                 self.metrics, cut=self._cut_counterfactual)  # fmt: skip
         # health.json's problem lines
