@@ -228,9 +228,12 @@ class HeldJobs:
             reason = f"launch failed: {ended.reason}"
         with self._ledger.transaction():
             self._ledger.drop_run(job_id)
-            if self._ledger.job(job_id).state in (*WAITING_STATES, "running"):
+            ends = self._ledger.job(job_id).state in (*WAITING_STATES, "running")
+            if ends:
                 self._ledger.transition(job_id, state, now, reason)
         log.warning("job_ended_unstarted", job_id=job_id, state=state, reason=ended.reason)
+        if ends:  # a final state, counted as any other
+            self._metrics.observe_outcome(job_id, state, None)
 
     def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:
         """A held job its executor started on its own at the planned start: now running (its

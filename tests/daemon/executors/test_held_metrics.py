@@ -137,3 +137,21 @@ def test_a_held_job_started_before_adds_no_grams_when_started_again(tmp_path: Pa
         expected = _sample(metrics, "carbond_expected_emissions_grams_total",
                            policy="carbon-window")  # fmt: skip
         assert expected == pytest.approx(PLAN.total_g)
+
+
+@pytest.mark.parametrize(("by_owner", "state"), [(True, "cancelled"), (False, "failed")])
+def test_a_held_job_its_executor_ended_unstarted_counts_as_finished(
+    tmp_path: Path, by_owner: bool, state: str
+) -> None:
+    """Its owner ``scancel``-ed "a" in Slurm before it started: the job is ``cancelled`` in
+    the ledger, but carbond_jobs_finished_total did not count it."""
+    with Ledger.open(tmp_path / "ledger.db") as ledger, Metrics(clock=FakeClock()) as metrics:
+        _held_job(ledger, "a")
+        executor = _Watching()
+        held = HeldJobs(ledger, {"fake": executor}, metrics)  # type: ignore[dict-item]
+        executor.ends["a"] = EndedUnstarted("slurm CANCELLED by uid 1000", by_owner=by_owner)
+        held.watch(T0 + timedelta(minutes=1))
+        assert ledger.job("a").state == state
+        assert _sample(metrics, "carbond_jobs_finished_total", state=state) == 1
+        held.ended_unstarted("a", executor.ends["a"], T0 + timedelta(minutes=2))  # ended already
+        assert _sample(metrics, "carbond_jobs_finished_total", state=state) == 1
