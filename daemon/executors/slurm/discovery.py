@@ -20,7 +20,7 @@ from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
-from daemon.executors.slurm.parse import RunningRow
+from daemon.executors.slurm.parse import NodeRow, RunningRow
 from daemon.executors.slurm.partitions import PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
@@ -147,6 +147,7 @@ class SlurmDiscovery:
                 out = [replace(d, available=False) if d.region in regions else d for d in out]
                 continue
             self._notes.unreachable.pop(cluster, None)
+            self._name_unusable_nodes(cluster, regions, nodes)
             self._name_odd_running(cluster, [r for rows in running.values() for r in rows])
             for region in regions:
                 if not self._partition_up(cluster, region, states):
@@ -190,6 +191,37 @@ class SlurmDiscovery:
             log.warning("slurm_partition_unavailable", cluster=cluster, region=region,
                         partition=partition, state=state)  # fmt: skip
         return False
+
+    def _name_unusable_nodes(
+        self, cluster: str | None, regions: Sequence[str], nodes: Sequence[NodeRow]
+    ) -> None:
+        """Log once per change each node of ``regions`` (in their partitions, or in their
+        GPUs' layout) that new jobs cannot start on (:attr:`NodeRow.unusable_flags`: down,
+        drained or draining, not responding, ...; or gone from Slurm, ``not in Slurm``) as
+        ``slurm_node_unavailable``, with its state and Slurm's reason, and as
+        ``slurm_node_available`` once it is usable again."""
+        listed = {node.name: node for node in nodes}
+        of: dict[str, list[str]] = defaultdict(list)  # node -> the regions it has GPUs of
+        for region in sorted(regions):
+            partition, layout = self._targets[region].partition, self._layout.get(region)
+            names = {n.name for n in nodes if partition in n.partitions}
+            for name in sorted(names | set(layout.nodes if layout is not None else ())):
+                of[name].append(region)
+        said = self._notes.nodes
+        for key in [k for k in said if k[0] == cluster and k[1] not in of]:
+            del said[key]  # no region's node any more (a reload)
+        for name, its in sorted(of.items()):
+            node, key = listed.get(name), (cluster, name)
+            bad = node.unusable_flags if node is not None else ("not in Slurm",)
+            if node is not None and not bad:
+                if said.pop(key, None) is not None:
+                    log.info("slurm_node_available", cluster=cluster, node=name,
+                             state="+".join(node.state), regions=its)  # fmt: skip
+            elif said.get(key) != bad:
+                said[key] = bad
+                state, reason = ("+".join(node.state), node.reason) if node else (bad[0], "")
+                log.warning("slurm_node_unavailable", cluster=cluster, node=name, state=state,
+                            reason=reason, regions=its)  # fmt: skip
 
     def _name_odd_running(self, cluster: str | None, rows: Sequence[RunningRow]) -> None:
         """Log once while it lasts each job carbond did not submit whose running row squeue

@@ -27,6 +27,7 @@ class Notes:
     unreachable: dict[str | None, str] = field(default_factory=dict)  # slurm_unreachable said
     deferred: dict[str, str] = field(default_factory=dict)  # carbond job -> adoption put off
     partitions: dict[Key, str] = field(default_factory=dict)  # (cluster, partition) not UP
+    nodes: dict[Key, tuple[str, ...]] = field(default_factory=dict)  # (cluster, node) unusable
     begins: dict[str, datetime] = field(default_factory=dict)  # held job -> planned start
     begin_said: dict[str, datetime] = field(default_factory=dict)  # -> its start moved to
     # waiting since

@@ -91,6 +91,12 @@ class GresCount:
     count: int
 
 
+_UNUSABLE = frozenset({
+    "DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "NOT_RESPONDING", "POWERED_DOWN",
+    "POWERING_DOWN", "INVALID_REG", "FUTURE", "UNKNOWN",
+})  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class NodeRow:
     """One node of ``scontrol show node``: its partitions, state flags, GRES and the reason an
@@ -106,9 +112,13 @@ class NodeRow:
     def usable(self) -> bool:
         """False when the node is down, drained or draining, failing, not responding or
         powered off: no new job can start there."""
-        bad = {"DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "NOT_RESPONDING",
-               "POWERED_DOWN", "POWERING_DOWN", "INVALID_REG", "FUTURE", "UNKNOWN"}  # fmt: skip
-        return not bad & set(self.state)
+        return not self.unusable_flags
+
+    @property
+    def unusable_flags(self) -> tuple[str, ...]:
+        """The flags of its state that keep new jobs off the node (:attr:`usable`), in
+        Slurm's order (``("DOWN", "NOT_RESPONDING")``); empty: usable."""
+        return tuple(flag for flag in self.state if flag in _UNUSABLE)
 
     @property
     def reserved(self) -> bool:

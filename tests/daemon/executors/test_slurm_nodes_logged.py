@@ -1,0 +1,79 @@
+"""A node of a carbond region that becomes unavailable (drained, draining, down, not
+responding) is named in the log once per change (``slurm_node_unavailable``, with its state
+and the reason Slurm gives) and when it is back (``slurm_node_available``): before, only its
+held jobs' withdrawals (``slurm_job_withdrawn``) and a generic job reason showed it."""
+
+from __future__ import annotations
+
+from structlog.testing import capture_logs
+
+from daemon.executors.slurm.parse import parse_nodes
+from policies import Device
+from policies.footprint import DEFAULT_GPU_CATALOG
+from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, slurm_executor
+
+STATES = RECORDED / "states"
+DRAINING = (STATES / "scontrol_show_node_draining.txt").read_text()  # n1 MIXED+DRAIN
+DRAINED = (STATES / "scontrol_show_node_drained.txt").read_text()  # n1 IDLE+DRAIN, n2 DOWN
+DOWN = (STATES / "scontrol_show_node_down.txt").read_text()  # n1 MIXED+DRAIN, n2 DOWN
+
+
+def _devices() -> list[Device]:
+    t4, l4 = DEFAULT_GPU_CATALOG.get("T4"), DEFAULT_GPU_CATALOG.get("L4")
+    return [Device(f"qc/{i}", "qc", "CA-QC", t4) for i in range(2)] + [
+        Device(f"pace/{i}", "pace", "US-NW-PACE", l4) for i in range(2)
+    ]
+
+
+def _reason(text: str, node: str) -> str:
+    return next(n.reason for n in parse_nodes(text) if n.name == node)
+
+
+def test_a_node_unavailable_is_logged_once_per_change_and_when_it_is_back() -> None:
+    slurm = FakeSlurm()
+    executor = slurm_executor(slurm)
+    up = slurm.nodes
+
+    with capture_logs() as logs:
+        rounds = []
+        for text in (up, DRAINING, DRAINING, DRAINED, DOWN, up, up):
+            slurm.nodes = text
+            rounds.append([d.available for d in executor.available(_devices(), T0)])
+
+    assert rounds == [
+        [True] * 4, [False, False, True, True], [False, False, True, True],
+        [False] * 4, [False] * 4, [True] * 4, [True] * 4,
+    ]  # fmt: skip
+    said = [
+        (e["event"], e["node"], e.get("state"), e.get("reason"), e.get("regions"))
+        for e in logs if e["event"].startswith("slurm_node_")
+    ]  # fmt: skip
+    assert said == [
+        ("slurm_node_unavailable", "n1", "MIXED+DRAIN", _reason(DRAINING, "n1"), ["qc"]),
+        # IDLE+DRAIN (drained now) is the same DRAIN: not again
+        ("slurm_node_unavailable", "n2", "DOWN+NOT_RESPONDING", _reason(DRAINED, "n2"),
+         ["pace"]),
+        ("slurm_node_available", "n1", "IDLE", None, ["qc"]),
+        ("slurm_node_available", "n2", "MIXED", None, ["pace"]),
+    ]  # fmt: skip
+    assert [e["log_level"] for e in logs if e["event"] == "slurm_node_unavailable"] == [
+        "warning", "warning"]  # fmt: skip
+
+
+def test_a_node_gone_from_slurm_is_unavailable_and_named() -> None:
+    """A node of a region's layout that ``scontrol show node`` no longer lists has no GPUs to
+    run on (as :func:`~daemon.executors.slurm.capacity.mark_devices` has it): named too."""
+    slurm = FakeSlurm()
+    executor = slurm_executor(slurm)
+    up = slurm.nodes
+    only_n2 = "\n".join(line for line in up.splitlines() if line.startswith("NodeName=n2"))
+    with capture_logs() as logs:
+        for text in (only_n2, only_n2, up):
+            slurm.nodes = text
+            executor.available(_devices(), T0)
+    said = [(e["event"], e["node"], e.get("state")) for e in logs
+            if e["event"].startswith("slurm_node_")]  # fmt: skip
+    assert said == [
+        ("slurm_node_unavailable", "n1", "not in Slurm"),
+        ("slurm_node_available", "n1", "IDLE"),
+    ]
