@@ -271,14 +271,16 @@ def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
     outcome row does (:mod:`daemon.endings.finishing`). Its grams are counted at its first
     start decision only: a job started again (its launch never confirmed, it was queued
     again; or a start not dispatched, its devices busy) runs once, so its later start
-    decisions are counted as decisions, without grams."""
+    decisions are counted as decisions, without grams; so is one a reserving executor started
+    before (its grams counted then, :class:`~daemon.executors.held.HeldJobs`), requeued since."""
     chosen = decision.chosen
     expected_g = chosen.total_g if chosen else None
     run_now_g = decision.run_now.total_g if decision.run_now else None
     if decision.action == "start" and not isinstance(service.metrics, NullMetrics):
         # (the ledger is not read for a sink that drops it)
-        if service.ledger.start_decisions(job.job_id) > 1:  # counted at its first start
-            expected_g = run_now_g = None
+        ledger = service.ledger
+        if ledger.start_decisions(job.job_id) > 1 or ledger.ever_running(job.job_id):
+            expected_g = run_now_g = None  # counted at its first start (one by its executor)
         else:  # the counterfactual stored at submission
             stored = service.ledger.counterfactual(job.job_id)
             if stored is not None:

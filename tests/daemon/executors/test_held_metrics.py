@@ -155,3 +155,30 @@ def test_a_held_job_its_executor_ended_unstarted_counts_as_finished(
         assert _sample(metrics, "carbond_jobs_finished_total", state=state) == 1
         held.ended_unstarted("a", executor.ends["a"], T0 + timedelta(minutes=2))  # ended already
         assert _sample(metrics, "carbond_jobs_finished_total", state=state) == 1
+
+
+def test_a_start_decision_after_its_executor_started_it_adds_no_grams(tmp_path: Path) -> None:
+    """Slurm started held "a" (its grams counted then), then requeued it; carbond queued it
+    again and decided to start it: its first ``start`` decision, but not its first start."""
+    from types import SimpleNamespace
+
+    from daemon.service.plan_round import _observe
+
+    with Ledger.open(tmp_path / "ledger.db") as ledger, Metrics(clock=FakeClock()) as metrics:
+        _held_job(ledger, "a")
+        executor = _Watching()
+        held = HeldJobs(ledger, {"fake": executor}, metrics)  # type: ignore[dict-item]
+        executor.ends["a"] = Held("t-a", started_at=LATER)
+        held.watch(LATER)
+        start = Decision("a", "start", "start now", "carbon-window", PLAN, RUN_NOW)
+        with ledger.transaction():  # Slurm requeued it: queued again, then started
+            ledger.drop_run("a")
+            ledger.transition("a", "queued", LATER, "requeued")
+            ledger.record_decision(start, LATER)
+        service = SimpleNamespace(ledger=ledger, metrics=metrics)
+        _observe(service, ledger.job("a"), start)  # type: ignore[arg-type]
+        expected = _sample(metrics, "carbond_expected_emissions_grams_total",
+                           policy="carbon-window")  # fmt: skip
+        assert expected == pytest.approx(PLAN.total_g)
+        assert _sample(metrics, "carbond_decisions_total", policy="carbon-window",
+                       action="start") == 1  # fmt: skip
