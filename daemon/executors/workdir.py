@@ -12,6 +12,10 @@ so a symlink swapped in after the check cannot lead the job elsewhere. A directo
 POSIX access ACL is judged by its entries as the kernel judges them (owner, named user and
 mask, owning and named groups and mask, other): an ACL that shuts the user out keeps them out
 though the mode bits, which then show the mask, would let them in; one that lets them in does.
+A symlink on a proc file system (``/proc/PID/cwd``, ``root``, ``fd/N``, ``/proc/self``) is
+never followed for a user other than root: the kernel shows where such a link leads only to
+whom may trace that process, a permission no mode bit tells, and ``/proc/self`` would name
+the wrapper, not the job.
 """
 
 from __future__ import annotations
@@ -68,6 +72,12 @@ def open_workdir(path: str, uid: int, gid: int) -> int:
             target = walk.enter(name, path)
             if target is None:
                 continue
+            if uid != 0 and _on_procfs(walk.fd):
+                raise WorkdirError(
+                    f"working directory {path}: {os.path.join(walk.where, name)} is a link of "
+                    "/proc: not followed for a job's user (the kernel shows where it leads "
+                    "only to whom may trace that process)"
+                )
             links += 1
             if links > _MAX_SYMLINKS:
                 raise WorkdirError(f"working directory {path}: too many levels of symbolic links")
@@ -150,6 +160,25 @@ def _symlink(name: str, dir_fd: int) -> str | None:
         return os.readlink(name, dir_fd=dir_fd)
     except OSError:
         return None
+
+
+def _on_procfs(fd: int) -> bool:
+    """Whether directory ``fd`` is on a proc file system (any mount of one, by its device in
+    ``/proc/self/mountinfo``; none readable: no proc mounted, so False)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            lines = mounts.read().split("\n")
+    except OSError:
+        return False
+    dev = os.fstat(fd).st_dev
+    for line in lines:
+        fields, _, rest = line.partition(" - ")
+        parts = fields.split(" ")
+        if len(parts) > 2 and rest.split(" ")[0] == "proc":
+            major, _, minor = parts[2].partition(":")
+            if os.makedev(int(major), int(minor)) == dev:
+                return True
+    return False
 
 
 def _reason(exc: OSError) -> str:

@@ -176,3 +176,32 @@ def test_an_acl_that_lets_a_user_in_is_obeyed_too(tree: Path) -> None:
 
     assert workdir_problem(str(shut / "inner"), OTHER_UID, OTHER_GID) is None
     assert workdir_problem(str(shut / "inner"), OTHER_UID + 1, OTHER_GID + 1) is not None
+
+
+@pytest.mark.parametrize("name", ["PID/cwd", "PID/root", "self/cwd"])
+def test_a_proc_link_is_not_followed_for_a_user(name: str) -> None:
+    """``/proc/PID/cwd``, ``root`` and ``fd/N`` are links the kernel reads only for whoever may
+    trace PID: the user's own walk gets EACCES (or, for ``/proc/self``, names its own process,
+    not the root wrapper's). A walk as root read them for any user's ``cwd``, so a job of one
+    user started in, and its failure reason named, where another user's (or root's) process
+    works (found on the dev VM: ``/proc/<pid>/cwd`` of another user's shell, refused only at
+    that user's home, which the reason named). PID: this test's process, as the daemon's."""
+    link = "/proc/" + name.replace("PID", str(os.getpid()))
+    if not os.path.lexists(link):
+        pytest.skip(f"{link} does not exist here (no /proc)")
+    followed = link if name != "self/cwd" else "/proc/self"  # the first link on the way
+    problem = workdir_problem(link, OTHER_UID, OTHER_GID)
+    assert problem == (
+        f"working directory {link}: {followed} is a link of /proc: not followed for a job's user "
+        "(the kernel shows where it leads only to whom may trace that process)"
+    )
+
+
+def test_root_still_follows_a_proc_link() -> None:
+    fd = open_workdir("/proc/self/cwd", 0, 0) if os.geteuid() == 0 else None
+    if fd is None:
+        pytest.skip("only root reads /proc/PID links of any process")
+    try:
+        assert os.path.samestat(os.fstat(fd), os.stat(os.getcwd()))
+    finally:
+        os.close(fd)
