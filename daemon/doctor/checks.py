@@ -44,6 +44,7 @@ from daemon.doctor.service import (
     sbatch_problem,
 )
 from daemon.doctor.spool import spool_problems
+from daemon.doctor.token_file import token_file_problem
 from daemon.doctor.wrapper import describe_wrapper
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
@@ -95,8 +96,7 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
             Check("cgroup", "skip", skipped),
             Check("health", "skip", skipped),
         ]
-    where = str(config_path(config) or "defaults and environment")  # /etc/carbond/ too
-    checks = [_check_config(settings, where)]
+    checks = [_check_config(settings, config_path(config))]
     for name, check in (
         ("state_dir", _check_state_dir),
         ("ledger", _check_ledger),
@@ -115,18 +115,19 @@ def run_checks(config: Path | None, now: datetime, **overrides: object) -> list[
     return checks
 
 
-def _check_config(settings: Settings, where: str) -> Check:
+def _check_config(settings: Settings, path: Path | None) -> Check:
     """The settings loaded; their sites must build too (``carbond run`` refuses a site whose
-    measured CSV cannot be read or whose zone another region shares)."""
+    measured CSV cannot be read or whose zone another region shares); a config file every
+    user can read holds no token."""
     try:
         sites_of(settings)
     except SiteConfigError as exc:  # FILE:LINE: regions.REGION.FIELD: why
         return Check("config", "fail", f"{exc} (`carbond run` refuses it)")
-    return Check(
-        "config",
-        "pass",
-        f"{where}: {len(settings.regions)} region(s), policy {settings.policy.name}",
-    )
+    if problem := token_file_problem(path):
+        return Check("config", "fail", problem)
+    where = path or "defaults and environment"  # /etc/carbond/ too
+    return Check("config", "pass", f"{where}: {len(settings.regions)} region(s), "
+                 f"policy {settings.policy.name}")  # fmt: skip
 
 
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
