@@ -48,7 +48,7 @@ from daemon.replay.solvers import (
     solve_optimum,
 )
 from daemon.reports.pareto import mark_front
-from daemon.reports.render import unsigned_zero
+from daemon.reports.render import share
 from policies import policy_names
 from policies.bound import BoundInfeasibleError, LowerBound
 from policies.optimum import IntegerOptimum
@@ -204,7 +204,7 @@ def _replay(args: argparse.Namespace) -> int:
          _pct(r.get("temporal_saving", r.get("temporal_only_potential"))),
          _pct(r.get("oracle_savings_captured")), _pct(r.get("gap_to_bound")),
          *(_pct(r.get("gap_to_optimum")) for _ in optimum_column),
-         " ".join(f"{k}:{v:.0%}" for k, v in r.get("region_share", {}).items()))
+         _regions(r.get("region_share", {})))
         for r in rows
     ], unfolded=True)  # fmt: skip
     notes = [r["note"] for r in rows if r.get("note")]
@@ -286,8 +286,15 @@ def _hours(seconds: float | None) -> float | str:
 
 
 def _pct(value: float | None) -> str:
-    """A share to one decimal; one that rounds to zero unsigned (``-0.0%`` read as a loss)."""
-    return "-" if value is None else unsigned_zero(f"{value:.1%}")
+    """A share as ``carbond report`` shows one (:func:`share`): to one decimal, more where one
+    would hide it (a gap of -0.03 % read ``0.0%`` until 2026-12-07), zero unsigned."""
+    return "-" if value is None else share(value)
+
+
+def _regions(shares: dict[str, float]) -> str:
+    """The regions column: each region's share of the jobs in whole percents, more where a
+    whole percent would hide one (a 0.4 % share read ``0%`` until 2026-12-07)."""
+    return " ".join(f"{region}:{share(value, places=0)}" for region, value in shares.items())
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -322,17 +322,17 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
-def share(value: float) -> str:
-    """A share as a percent to one decimal (``97.3%``), and to more (four at most) where one
-    would hide it: a nonzero share that reads ``0.0%``, or one short of 100 % that reads
-    ``100.0%`` (``0.004%``, ``99.996%``). Until 2026-12-07 the table and Markdown wrote
+def share(value: float, places: int = 1) -> str:
+    """A share as a percent to ``places`` decimals (``97.3%``), and to more (four at most)
+    where that would hide it: a nonzero share that reads ``0.0%``, or one short of 100 % that
+    reads ``100.0%`` (``0.004%``, ``99.996%``). Until 2026-12-07 the table and Markdown wrote
     whole percents: ``measured 100%`` hid some estimated energy and ``saved 0%`` was 0.28 %."""
-    for places in range(1, 5):
-        text = unsigned_zero(f"{value:.{places}%}")
+    for decimals in range(places, 5):
+        text = unsigned_zero(f"{value:.{decimals}%}")
         figure = abs(float(text[:-1]))
         if (figure != 0 or value == 0) and (figure != 100 or abs(value) == 1):
             return text
-    return unsigned_zero(f"{value:.1%}")  # within a millionth of 0 or 100 %: a sum's noise
+    return unsigned_zero(f"{value:.{places}%}")  # within a millionth of 0 or 100 %: noise
 
 
 def unsigned_zero(text: str) -> str:

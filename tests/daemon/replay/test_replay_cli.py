@@ -129,19 +129,27 @@ def test_the_piped_table_keeps_each_row_on_one_line(
     assert [row[1] for row in rows] == ["run-now", "carbon-window"]
     for row in rows:
         assert len(row) == len(header) and all(row), row
-        assert all(re.fullmatch(r"[a-z]+:\d+%", share) for share in row[-1].split()), row
+        assert all(re.fullmatch(r"[a-z]+:\d+(\.\d+)?%", share) for share in row[-1].split()), row
 
 
 @pytest.mark.parametrize(
     ("share", "shown"),
-    [(-0.0002, "0.0%"), (-0.0, "0.0%"), (0.0004, "0.0%"), (-0.0006, "-0.1%"), (0.7438, "74.4%"),
-     (None, "-")],
+    [(-0.0, "0.0%"), (0.0, "0.0%"), (-0.0003, "-0.03%"), (0.0004, "0.04%"), (-0.0006, "-0.1%"),
+     (0.7438, "74.4%"), (0.99996, "99.996%"), (-1e-9, "0.0%"), (None, "-")],
 )  # fmt: skip
-def test_a_share_that_rounds_to_zero_is_shown_unsigned(share: float | None, shown: str) -> None:
-    """The replay table's shares: carbon-window's temporal saving of -0.02 % (its saving all
-    placement) read ``-0.0%``, a loss that is none; shown ``0.0%`` now, as ``carbond report``
-    shows its shares, and a share that rounds to -0.1 % keeps its sign."""
+def test_a_share_is_shown_as_report_shows_one(share: float | None, shown: str) -> None:
+    """The replay and tune tables' shares, as ``carbond report`` shows its own: to one
+    decimal, more where one would hide a share. Carbon-window's 37.94 g against the MIP's
+    37.95 g (a gap of -0.03 %) read ``0.0%``; a share that is zero reads ``0.0%``, unsigned,
+    and one within a millionth of zero (a sum's noise) too."""
     assert replay_cmd._pct(share) == shown
+
+
+def test_a_small_region_share_is_not_shown_as_none() -> None:
+    """The regions column in whole percents, more where a whole percent would hide a share:
+    a region given 0.4 % of the jobs read ``ciso:0%``, one given 99.6 % ``qc:100%``."""
+    assert replay_cmd._regions({"qc": 0.996, "ciso": 0.004}) == "qc:99.6% ciso:0.4%"
+    assert replay_cmd._regions({"qc": 0.5, "ciso": 0.5, "pace": 0.0}) == "qc:50% ciso:50% pace:0%"
 
 
 def test_a_bad_trace_row_is_a_note_on_stderr_and_the_json_stays_clean(
