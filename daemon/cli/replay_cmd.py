@@ -10,6 +10,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from daemon.cli.output import print_json, print_table, stderr_line, writable
 from daemon.cli.replay_common import (
     add_inputs,
@@ -243,12 +245,19 @@ def _write_out(
     """``--out``: one slack's jobs.csv, optimum.csv (with ``--optimum``) and figures, in
     ``slack_<hours>h`` under ``out`` (in ``out`` itself for a ledger's jobs, ``slack_s`` None).
     """
-    folder = out if slack_s is None else out / f"slack_{slack_s / 3600:g}h"
+    folder = out if slack_s is None else out / _slack_folder(slack_s)
     write_jobs_csv(folder / "jobs.csv", runs)
     if optimum is not None:
         write_optimum_csv(folder / "optimum.csv", optimum.value)
     plot_runs(folder, runs, setup.actuals())
     plot_sites(folder, runs)
+
+
+def _slack_folder(slack_s: float) -> str:
+    """``--out``'s folder for a slack: ``slack_4h``, ``slack_0.5h``, its hours in fixed
+    notation with every digit that tells two slacks apart (until 2026-12-07 ``:g``: a slack of
+    0.1 s wrote ``slack_2.77778e-05h``, and 1234567 h and 1234568 h shared a folder)."""
+    return f"slack_{np.format_float_positional(slack_s / 3600, trim='-')}h"
 
 
 def _print_sites(rows: Sequence[dict[str, Any]]) -> None:

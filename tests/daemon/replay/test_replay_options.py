@@ -255,3 +255,25 @@ def test_a_bad_grid_value_is_named_as_the_grid_gave_it(
     assert "--policy" not in err
     assert main([*argv[:-2], "--policy", "carbon-window:nokey=1"]) == 2
     assert capsys.readouterr().err.startswith("carbond: error: --policy carbon-window:nokey=1: ")
+
+
+def test_out_names_each_slacks_folder_in_fixed_notation(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path
+) -> None:
+    """``--out``'s folders were named ``slack_{hours:g}h``: ``--slack 0.1s`` (any duration is
+    taken) wrote ``slack_2.77778e-05h``, a slack of a million hours (refused unless the
+    intensity covers its deadlines) ``slack_1e+06h``, and 1234567 h and 1234568 h shared
+    ``slack_1.23457e+06h``, the second slack's files over the first's. The hours are now
+    written in fixed notation, every digit that tells two slacks apart; the ordinary names are
+    as before (``slack_0h``, ``slack_0.5h``, ``slack_4h``)."""
+    out = tmp_path / "out"
+    argv = ["replay", *input_options(trace, cluster_file, intensity_files), "--days", "0.05",
+            "--policy", "run-now", "--workers", "1", "--slack", "0,30m,0.1s",
+            "--out", str(out), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "slack_0.00002777777777777778h", "slack_0.5h", "slack_0h"
+    ]  # fmt: skip
+    names = [replay_cmd._slack_folder(parse_duration_s(s)) for s in ("4h", "1000000h", "1234567h")]
+    assert names == ["slack_4h", "slack_1000000h", "slack_1234567h"]
+    assert replay_cmd._slack_folder(parse_duration_s("1234568h")) == "slack_1234568h"
