@@ -114,7 +114,7 @@ def _sources_section(
     none, one line saying why (an empty table said nothing)."""
     sources = [
         [r["zone"], r["source"], r["samples"], r["first_at"], r["last_at"],
-         f"{float(r['mean_g_per_kwh']):.1f}"]
+         fixed(float(r["mean_g_per_kwh"]))]
         for r in ledger.intensity_sources(since, until)
     ]  # fmt: skip
     if sources:
@@ -232,7 +232,7 @@ def audit_statement(
             factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
             pues = sorted({line.pue for line in rl if line.pue is not None})
             factors.append([month, shown(region), ", ".join(sorted({line.zone for line in rl})),
-                            "-" if factor is None else f"{factor:.1f}",
+                            "-" if factor is None else fixed(factor),
                             ", ".join(f"{p:g}" for p in pues) or "-",
                             "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip
     out += _table(

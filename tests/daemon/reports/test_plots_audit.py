@@ -358,3 +358,24 @@ def test_audit_writes_an_overridden_embodied_carbon_in_fixed_notation(
     section = text.split("## Embodied carbon assumptions", 1)[1]
     t4 = next(line for line in section.splitlines() if line.startswith("| T4 |"))
     assert t4.split("|")[2].strip() == shown
+
+
+def test_audit_writes_a_tiny_emission_factor_and_source_mean_in_fixed_notation(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """The emission factor and the data sources' mean intensity were written ``:.1f``: a grid
+    at 0.04 gCO2e/kWh read ``0.0`` in both tables (until 2026-12-07); ``fixed()`` now, as the
+    statement's other figures."""
+    state = tmp_path / "state"
+    shutil.copytree(demo_state, state)
+    db = sqlite3.connect(state / "ledger.db")
+    with db:
+        db.execute("UPDATE outcomes SET realised_intensity_g_per_kwh = 0.04")
+        db.execute("UPDATE intensity_samples SET intensity_g_per_kwh = 0.04")
+    db.close()
+    text = carbond("report", "--state-dir", str(state), "--audit")
+    factors = text.split("## Emission factors and PUE\n\n", 1)[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in factors.splitlines()[2:] if line[:2] == "| "]
+    assert rows and {row[3] for row in rows} == {"0.04"}, factors
+    sources = text.split("| mean gCO2e/kWh |\n", 1)[1].split("\n\n")[0].splitlines()[1:]
+    assert sources and {line.split(" | ")[-1] for line in sources} == {"0.04 |"}, text
