@@ -219,4 +219,4 @@ def test_the_synopsis_scan_sees_the_synopses() -> None:
         for page in DOCS
         for argv, _ in _synopses(page.read_text(encoding="utf-8"))
     }
-    assert {"run", "doctor", "demo", "replay", "submit", "backup", "prune-logs"} <= found
+    assert {"run", "doctor", "demo", "replay", "tune", "submit", "backup", "prune-logs"} <= found
