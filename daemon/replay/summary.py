@@ -11,6 +11,15 @@ until 2026-12-07, kept beside it for one release, deprecated) when a region has 
 when an ``oracle`` ran, ``oracle_savings_captured`` (this policy's savings over the oracle's;
 None where the oracle saved nothing on the jobs compared, or there are none).
 
+The rows ``carbond replay`` and ``carbond tune`` print carry three more fields, added
+elsewhere: ``spatial_saving`` and ``temporal_saving``, the parts of ``savings_vs_run_now``
+that placement and start time save (:func:`daemon.replay.attribution.split_savings`, called
+by :func:`~daemon.replay.attribution.policy_rows`; None with on-site energy, absent with no
+``run-now`` replayed), and ``slack_s``, the deadline slack replayed in seconds (None for a
+ledger's jobs, which keep their own), set by the command (``daemon/cli/replay_cmd.py``).
+Tune adds ``pareto`` and ``excluded`` (:func:`daemon.reports.pareto.mark_front`);
+``--bound`` and ``--optimum`` add rows of their own (:mod:`daemon.replay.solvers`).
+
 ``jobs`` counts the jobs that ran, ``rejected`` those that never ran (refused, or expired
 before they could start), ``unfinished`` those that ran and were still running when the
 replay stopped (accounted to the end their simulated run reaches, so they are in ``jobs`` and
