@@ -4,7 +4,8 @@ It fills in the job's working directory (:func:`workdir`) and resolves a bare pr
 caller's ``PATH`` (:func:`resolve_program`). It warns at once, instead of letting the daemon fail
 the job later (:func:`submit_warnings`), about a deadline already past, a config with no region
 at all (no daemon of it can run the job), a job that fits none of the configured GPUs (with the
-numbers), or a deadline the fastest configured GPU cannot meet, and about an ``--id`` an
+numbers) or only GPUs the running daemon does not plan on (:mod:`daemon.cli.submit_health`),
+or a deadline the fastest configured GPU cannot meet, and about an ``--id`` an
 unread line of the caller's queue file already has (:func:`unread_duplicate`).
 Warnings only: the line is still appended (the configuration may change before the daemon
 plans it)."""
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,17 +32,25 @@ from daemon.queue import QUEUE_NAME, QueueError, submit_target
 from daemon.queue.job_request import JobRequest
 from daemon.reports.lines import user_name
 from daemon.settings import Settings
-from policies import Device
+from daemon.supervision.health import HEALTH_NAME
+from policies import Device, JobSpec
 from policies.candidates import device_groups, estimate_on, unfit_reason
+from policies.footprint import Estimate
 
 __all__ = ["resolve_program", "submit_warnings", "unread_duplicate", "workdir"]
 
 
 def submit_warnings(
-    settings: Settings, request: JobRequest, now: datetime, config: Path | None = None
+    settings: Settings,
+    request: JobRequest,
+    now: datetime,
+    config: Path | None = None,
+    unplanned: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The problems the daemon would meet with ``request``, one sentence each; ``config``
-    is the file ``settings`` came from (named when it has no region).
+    is the file ``settings`` came from (named when it has no region); ``unplanned``: device
+    id -> problem of the declared GPUs the running daemon does not plan on
+    (:func:`daemon.cli.submit_health.unplanned_gpus`), unavailable to the job as to it.
 
     The GPU checks use the regions' declared GPUs. A region that discovers its GPUs (only the
     daemon's node knows them) may have any catalog type, as many as the job needs: the job is
@@ -64,16 +74,24 @@ def submit_warnings(
     spec = request_spec(request, request.job_id or "new", now, deadline)
     need = spec.workload.tensor_parallel
     devices, what = _devices(settings, spec.regions, need)
-    fitting = [
-        est
-        for group in device_groups(spec, devices)
-        if len(group) >= need and (est := estimate_on(spec, group[0])).fits
-    ]
+    fitting = _fitting(spec, devices)
     if not fitting:
         reason = unfit_reason(spec, devices).replace("admissible device", what, 1)
         warnings.append(f"{reason}: the daemon will reject it")
-    elif deadline is not None and deadline > now:
-        fastest = min(fitting, key=lambda e: e.duration_s)
+        return warnings
+    if unplanned:  # the running daemon's view: what it does not plan on is unavailable
+        named = sorted({unplanned[d.device_id] for _, group in fitting for d in group
+                        if d.device_id in unplanned})  # fmt: skip
+        devices = [replace(d, available=d.device_id not in unplanned) for d in devices]
+        fitting = _fitting(spec, devices)
+        if not fitting:
+            warnings.append(
+                f"fits only GPU(s) the running daemon does not plan on ({HEALTH_NAME}: "
+                f"{'; '.join(named)}): {unfit_reason(spec, devices)}: the daemon will reject it"
+            )
+            return warnings
+    if deadline is not None and deadline > now:
+        fastest = min((est for est, _ in fitting), key=lambda e: e.duration_s)
         if now + timedelta(seconds=fastest.duration_s) > deadline:
             away = _duration((deadline - now).total_seconds())
             warnings.append(
@@ -112,6 +130,17 @@ def unread_duplicate(settings: Settings, job_id: str, uid: int, now: datetime) -
         f"an unread line of {found.queue_file} already has id {job_id!r}{ends}: the daemon "
         f"will read that job and ignore this one (a resubmission){cancel}; see `carbond "
         f"status {job_id}`, or choose another --id"
+    ]
+
+
+def _fitting(spec: JobSpec, devices: Sequence[Device]) -> list[tuple[Estimate, tuple[Device, ...]]]:
+    """Each pool of ``devices`` ``spec`` may use, has enough GPUs for it and fits, with the
+    job's estimate there."""
+    need = spec.workload.tensor_parallel
+    return [
+        (est, group)
+        for group in device_groups(spec, devices)
+        if len(group) >= need and (est := estimate_on(spec, group[0])).fits
     ]
 
 

@@ -17,6 +17,7 @@ from daemon.cli.output import print_json, printable, stderr_line
 from daemon.cli.own_queue import append_own_line
 from daemon.cli.submit_checks import resolve_program, submit_warnings, unread_duplicate, workdir
 from daemon.cli.submit_file import name_file_fields, read_job_file
+from daemon.cli.submit_health import unplanned_gpus
 from daemon.errors import UsageError
 from daemon.ledger import Ledger, LedgerError
 from daemon.queue import new_job_id
@@ -103,7 +104,8 @@ def _submit(args: argparse.Namespace) -> int:
     request = parsed if parsed.job_id else parsed.with_id(new_job_id())
     if parsed.job_id:
         warnings += unread_duplicate(settings, parsed.job_id, os.getuid(), datetime.now(UTC))
-    warnings += submit_warnings(settings, request, datetime.now(UTC), config_path(args.config))
+    warnings += submit_warnings(settings, request, datetime.now(UTC), config_path(args.config),
+                                unplanned_gpus(settings))  # fmt: skip
     target = append_own_line(settings, request.to_json())
     if args.json:
         print_json({"job_id": request.job_id, "queue_file": str(target),
