@@ -29,12 +29,17 @@ from daemon.inventory import InventoryGpu
 from daemon.ledger import JobRecord, Ledger, missed_by_run_now
 from daemon.metrics.sink import MetricsSink, NullMetrics
 from daemon.planning import compared_start
+from daemon.run_now_busy import Cut, unstarted_cut
 from daemon.states import WAITING_STATES
 from policies import Alternative, Decision
 
-__all__ = ["HeldJobs", "SpecFor"]
+__all__ = ["CutCopy", "HeldJobs", "SpecFor"]
 
 log = structlog.get_logger(__name__)
+
+CutCopy = Callable[[str, Cut | None], None]
+"""How the service cuts a job's run-now counterfactual run (:meth:`RunNowBusy.cut
+<daemon.run_now_busy.RunNowBusy.cut>` of the service's current copies)."""
 
 SpecFor = Callable[[JobRecord, Alternative, tuple[int, ...]], LaunchSpec]
 """How the service builds a job's launch spec for a planned alternative and its GPU indices."""
@@ -48,10 +53,15 @@ class HeldJobs:
         ledger: Ledger,
         executors: Mapping[str, Executor],
         metrics: MetricsSink | None = None,
+        *,
+        cut: CutCopy | None = None,
     ) -> None:
+        """``cut``: how a held job its executor's scheduler ended cuts its run-now copy
+        (:meth:`ended_unstarted`; None: no copies are kept)."""
         self._ledger = ledger
         self._executors = executors
         self._metrics: MetricsSink = metrics or NullMetrics()
+        self._cut = cut
         self._held: dict[str, tuple[str, datetime | None, tuple[str, ...]]] = {}  # plan handed
         self._failures: dict[tuple[str, str], str] = {}  # (event, job id): the error logged
         # jobs whose run row (no token) this process wrote and no hand-over of which can have
@@ -219,7 +229,9 @@ class HeldJobs:
         the pending Slurm job): no run happened, so none is recorded; the job is ``cancelled``
         when its owner ended it, else ``failed``, with the scheduler's words; one the executor
         cancelled as it would now refuse it (``refused``) fails as a refused launch does
-        (``launch failed: <the refusal>``)."""
+        (``launch failed: <the refusal>``). Its run-now copy ends as that of a job carbond
+        ended before it started (:func:`daemon.run_now_busy.unstarted_cut`): cancelled at its
+        owner's ``scancel``, run whole when it failed."""
         self.forget(job_id)
         state = "cancelled" if ended.by_owner else "failed"
         who = "its owner" if ended.by_owner else "someone else"
@@ -228,11 +240,17 @@ class HeldJobs:
             reason = f"launch failed: {ended.reason}"
         with self._ledger.transaction():
             self._ledger.drop_run(job_id)
-            ends = self._ledger.job(job_id).state in (*WAITING_STATES, "running")
+            job = self._ledger.job(job_id)
+            ends = job.state in (*WAITING_STATES, "running")
             if ends:
                 self._ledger.transition(job_id, state, now, reason)
         log.warning("job_ended_unstarted", job_id=job_id, state=state, reason=ended.reason)
         if ends:  # a final state, counted as any other
+            if self._cut is not None:
+                cut = unstarted_cut(
+                    state, ended_at=now, cancel_requested_at=job.cancel_requested_at
+                )
+                self._cut(job_id, cut)
             self._metrics.observe_outcome(job_id, state, None)
 
     def _started_by_executor(self, job_id: str, token: str, at: datetime, now: datetime) -> None:

@@ -39,7 +39,15 @@ waiting (planned in an earlier life, they may be outside this one's planning win
 rounds while their copies hold GPUs); one query each, at the start only.
 """
 
-from daemon.run_now_busy.cuts import Cut, ending_cut, held_until, run_end_cut
+from daemon.run_now_busy.cuts import Cut, ending_cut, held_until, run_end_cut, unstarted_cut
 from daemon.run_now_busy.holds import ENDED_LOOKBACK_S, RunNowBusy
 
-__all__ = ["ENDED_LOOKBACK_S", "Cut", "RunNowBusy", "ending_cut", "held_until", "run_end_cut"]
+__all__ = [
+    "ENDED_LOOKBACK_S",
+    "Cut",
+    "RunNowBusy",
+    "ending_cut",
+    "held_until",
+    "run_end_cut",
+    "unstarted_cut",
+]

@@ -13,7 +13,7 @@ from daemon.accounting.run_now_priced import ratio
 from daemon.executors.base import ExitStatus
 from policies.fast_init import fast_init
 
-__all__ = ["Cut", "ending_cut", "held_until", "run_end_cut"]
+__all__ = ["Cut", "ending_cut", "held_until", "run_end_cut", "unstarted_cut"]
 
 
 @fast_init
@@ -83,6 +83,20 @@ def run_end_cut(
                       cancel_requested_at=cancel_requested_at, own_failure=own_failure,
                       duration_s=columns.get("duration_s"),
                       predicted_duration_s=columns.get("predicted_duration_s"))  # fmt: skip
+
+
+def unstarted_cut(
+    state: str, *, ended_at: datetime, cancel_requested_at: datetime | None
+) -> Cut | None:
+    """:func:`ending_cut` of a job that ended in ``state`` at ``ended_at`` without having run,
+    in carbond (cancelled or expired waiting, failed before its launch) or in its executor's
+    scheduler (a held Slurm job ``scancel``-ed): a ``cancelled`` one's copy is cancelled at its
+    owner's cancel (``cancel_requested_at``; none read: at its end), any other runs on whole
+    (None: run-now would have run it)."""
+    if state != "cancelled":
+        return None
+    return ending_cut(state, ended_at=ended_at, cancel_requested_at=cancel_requested_at,
+                      own_failure=False)  # fmt: skip
 
 
 def held_until(start: datetime, duration_s: float, cut: Cut | None = None) -> datetime:

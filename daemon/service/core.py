@@ -116,7 +116,8 @@ class Service:
         # GPUs a reload took out of the inventory that runs still hold (:meth:`take_over_runs`)
         self._departed: dict[str, InventoryGpu] = {}
         self._memory = PlanMemory()  # what the planning rounds keep between them
-        self._held = HeldJobs(ledger, self.executors, self.metrics)  # plans handed to Slurm
+        # the plans handed to Slurm
+        self._held = HeldJobs(ledger, self.executors, self.metrics, cut=self._cut_counterfactual)
         self._endings = Endings(ledger, self.executors, self._held, self._memory.busy,
                                 self.metrics, cut=self._cut_counterfactual)  # fmt: skip
         # health.json's problem lines
@@ -318,8 +319,9 @@ class Service:
 
     def _cut_counterfactual(self, job_id: str, cut: Cut | None) -> None:
         """Job ``job_id``: its run-now counterfactual run is ``cut`` short, or scaled (the
-        endings' callback; :meth:`daemon.run_now_busy.RunNowBusy.cut`: a copy is kept while
-        its job runs, so one a success lengthens is held again from its own record)."""
+        endings' and the held jobs' callback; :meth:`daemon.run_now_busy.RunNowBusy.cut`: a
+        copy is kept while its job runs, so one a success lengthens is held again from its own
+        record)."""
         self._memory.run_now_busy.cut(job_id, cut)
 
     def _fail_unstarted(self, job: JobRecord, now: datetime, reason: str) -> None:

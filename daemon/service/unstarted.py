@@ -22,7 +22,7 @@ from daemon.executors.base import ExitStatus
 from daemon.executors.held import HeldJobs
 from daemon.ledger import JobRecord, Ledger
 from daemon.metrics.sink import MetricsSink
-from daemon.run_now_busy import RunNowBusy, ending_cut
+from daemon.run_now_busy import RunNowBusy, unstarted_cut
 
 __all__ = ["Unstarted", "end", "fail", "missed", "requeue", "settle"]
 
@@ -96,11 +96,9 @@ def end(parts: Unstarted, job: JobRecord, state: str, now: datetime, reason: str
     log.info("job_" + state, job_id=job.job_id, reason=reason)
     # its run-now copy, cancelled then too; one that expired or failed here runs on, held
     # since its decision (or, waiting across a restart, since the start: RunNowBusy.learn),
-    # and is let go once it holds nothing (kept while a run taken back since went on)
-    cut = None
-    if state == "cancelled":
-        cut = ending_cut(state, ended_at=now, cancel_requested_at=job.cancel_requested_at,
-                         own_failure=False)  # fmt: skip
+    # and is let go once it holds nothing (kept while a run taken back since went on); as
+    # for a held job its scheduler ended (HeldJobs.ended_unstarted)
+    cut = unstarted_cut(state, ended_at=now, cancel_requested_at=job.cancel_requested_at)
     parts.run_now_busy.cut(job.job_id, cut)
     parts.metrics.observe_outcome(job.job_id, state, None)
     if state == "expired":
