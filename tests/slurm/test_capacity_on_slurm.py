@@ -85,6 +85,37 @@ def test_gpus_of_a_node_reserved_for_others_are_unavailable(
     assert all(d.available for d in executor.available(_devices()[:2], datetime.now(UTC)))
 
 
+def test_a_node_reserved_for_others_is_named_unavailable_once_and_available_after(
+    slurm_cluster: SlurmCluster, reserved_n1: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """n1 reserved for the other user is unavailable to a region that asks no reservation,
+    named so once (``slurm_node_unavailable``, state ``IDLE+RESERVED``, as a drained node is),
+    and ``slurm_node_available`` once the reservation is deleted; not named for a region
+    whose jobs go into the reservation (until 2026-12-07 no event named it at all)."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    plain = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
+    into = {"qc": Target("alpha", sbatch_options=(f"--reservation={reserved_n1}",))}
+    booked = SlurmExecutor(into, runner=SubprocessRunner(), known_gpus=["T4"])
+    plain.discover("qc")
+    booked.discover("qc")
+    qc = _devices()[:2]
+    with capture_logs() as logs:
+        for _ in range(2):
+            assert not any(d.available for d in plain.available(qc, datetime.now(UTC)))
+            assert all(d.available for d in booked.available(qc, datetime.now(UTC)))
+        slurm_cluster.run(["scontrol", "delete", f"ReservationName={reserved_n1}"])
+        slurm_cluster.wait_until(lambda: "RESERVED" not in slurm_cluster.node_flags("n1"),
+                                 what="n1 out of the reservation")  # fmt: skip
+        assert all(d.available for d in plain.available(qc, datetime.now(UTC)))
+        assert all(d.available for d in booked.available(qc, datetime.now(UTC)))
+    said = [(e["event"], e["node"], e["state"], e["regions"]) for e in logs
+            if e["event"].startswith("slurm_node_")]  # fmt: skip
+    assert said == [
+        ("slurm_node_unavailable", "n1", "IDLE+RESERVED", ["qc"]),
+        ("slurm_node_available", "n1", "IDLE", ["qc"]),
+    ]
+
+
 @pytest.mark.parametrize("ask", ["--gres=gpu:1", "--gpus=1", "--ntasks=1 --gpus-per-task=1"])
 def test_a_gpu_another_user_holds_is_busy_however_they_asked_for_it(
     slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, ask: str

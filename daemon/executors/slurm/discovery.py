@@ -197,9 +197,11 @@ class SlurmDiscovery:
     ) -> None:
         """Log once per change each node of ``regions`` (in their partitions, or in their
         GPUs' layout) that new jobs cannot start on (:attr:`NodeRow.unusable_flags`: down,
-        drained or draining, not responding, ...; or gone from Slurm, ``not in Slurm``) as
-        ``slurm_node_unavailable``, with its state and Slurm's reason, and as
-        ``slurm_node_available`` once it is usable again."""
+        drained or draining, not responding, ...; or gone from Slurm, ``not in Slurm``; or in
+        an active reservation, ``RESERVED``, for the regions whose jobs ask for none, as
+        :func:`~daemon.executors.slurm.capacity.mark_devices` has it) as
+        ``slurm_node_unavailable``, with its state, Slurm's reason and the regions it is
+        unavailable to, and as ``slurm_node_available`` once it is usable again."""
         listed = {node.name: node for node in nodes}
         of: dict[str, list[str]] = defaultdict(list)  # node -> the regions it has GPUs of
         for region in sorted(regions):
@@ -210,9 +212,12 @@ class SlurmDiscovery:
         said = self._notes.nodes
         for key in [k for k in said if k[0] == cluster and k[1] not in of]:
             del said[key]  # no region's node any more (a reload)
-        for name, its in sorted(of.items()):
-            node, key = listed.get(name), (cluster, name)
+        for name, regions_of in sorted(of.items()):
+            node, key, its = listed.get(name), (cluster, name), regions_of
             bad = node.unusable_flags if node is not None else ("not in Slurm",)
+            if node is not None and not bad and node.reserved:  # to those asking none
+                kept_out = [r for r in its if not _into_reservation(self._targets[r])]
+                bad, its = (("RESERVED",), kept_out) if kept_out else ((), its)
             if node is not None and not bad:
                 if said.pop(key, None) is not None:
                     log.info("slurm_node_available", cluster=cluster, node=name,

@@ -5,8 +5,10 @@ held jobs' withdrawals (``slurm_job_withdrawn``) and a generic job reason showed
 
 from __future__ import annotations
 
+import pytest
 from structlog.testing import capture_logs
 
+from daemon.executors.slurm import SlurmExecutor, Target
 from daemon.executors.slurm.parse import parse_nodes
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -76,4 +78,51 @@ def test_a_node_gone_from_slurm_is_unavailable_and_named() -> None:
     assert said == [
         ("slurm_node_unavailable", "n1", "not in Slurm"),
         ("slurm_node_available", "n1", "IDLE"),
+    ]
+
+
+def _reserved_n1(up: str) -> str:
+    """``up`` with n1 idle in an active reservation (``scontrol create reservation ...
+    Nodes=n1``: ``State=IDLE+RESERVED``, no reason, as Slurm 22.05 printed it on the local
+    cluster)."""
+    lines = up.splitlines()
+    out = [line.replace(" State=IDLE ", " State=IDLE+RESERVED ") if line.startswith(
+        "NodeName=n1 ") else line for line in lines]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize(("options", "named"), [((), ["qc"]), (("--reservation=maint",), [])])
+def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_keeps_out(
+    options: tuple[str, ...], named: list[str]
+) -> None:
+    """A node in an active reservation (``RESERVED``: a maintenance window, another group's
+    booking) runs no job of a region that asks for no reservation, so it is unavailable to it
+    (docs/slurm.md), and is named as a drained node is, once, and when the reservation ends;
+    it used to get no event. A region whose jobs ask for a reservation may run there: not
+    named for it."""
+    slurm = FakeSlurm()
+    executor = SlurmExecutor(
+        {"qc": Target("alpha", sbatch_options=options), "pace": Target("beta")},
+        runner=slurm,
+        known_gpus=DEFAULT_GPU_CATALOG.names(),
+    )
+    executor.discover("qc"), executor.discover("pace")
+    up = slurm.nodes
+    reserved = _reserved_n1(up)
+    assert [n.state for n in parse_nodes(reserved)] == [("IDLE", "RESERVED"), ("MIXED",)]
+    with capture_logs() as logs:
+        rounds = []
+        for text in (up, reserved, reserved, up):
+            slurm.nodes = text
+            rounds.append([d.available for d in executor.available(_devices(), T0)])
+    said = [(e["event"], e["node"], e.get("state"), e.get("reason"), e.get("regions"))
+            for e in logs if e["event"].startswith("slurm_node_")]  # fmt: skip
+    if not named:
+        assert rounds == [[True] * 4] * 4 and said == []
+        return
+    assert rounds == [[True] * 4, [False, False, True, True], [False, False, True, True],
+                      [True] * 4]  # fmt: skip
+    assert said == [
+        ("slurm_node_unavailable", "n1", "IDLE+RESERVED", _reason(reserved, "n1"), named),
+        ("slurm_node_available", "n1", "IDLE", None, named),
     ]
