@@ -26,6 +26,7 @@ import structlog
 
 from daemon.assemble import build_daemon, intervals_of, rebuild_service
 from daemon.cli.context import add_common_options
+from daemon.doctor.token_file import describe_exposed_token, exposed_token_mode
 from daemon.errors import DaemonError, UsageError
 from daemon.inventory import InventoryGpu
 from daemon.logs import configure_logging
@@ -55,6 +56,7 @@ __all__ = [
     "run_daemon",
     "slurm_regions_added",
     "unmetered_by_reload",
+    "warn_token_readable",
 ]
 
 log = structlog.get_logger(__name__)
@@ -88,7 +90,14 @@ def _run(args: argparse.Namespace) -> int:
     if problem := missing_regions(settings, config_path(args.config)):
         raise UsageError(problem)
     _configure_logging(settings)
-    return run_daemon(settings, lambda: _load(args.config, overrides))
+    warn_token_readable(config_path(args.config))
+
+    def reload() -> Settings:
+        new = _load(args.config, overrides)
+        warn_token_readable(config_path(args.config))
+        return new
+
+    return run_daemon(settings, reload)
 
 
 def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
@@ -97,6 +106,17 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
     settings = load_settings(config, **overrides)
     refuse_shared_local_gpus(settings)
     return settings
+
+
+def warn_token_readable(config: Path | None) -> None:
+    """Log ``config_token_readable`` (the file, its mode, never the token) when ``config``
+    holds the Electricity Maps token and every user can read it: ``carbond doctor``'s check
+    (:mod:`daemon.doctor.token_file`), at start and on each reload, since the daemon starts
+    with such a file (until 2026-12-07 silently: every user's job could read the token)."""
+    mode = exposed_token_mode(config)
+    if config is not None and mode is not None:
+        log.warning("config_token_readable", file=str(config), mode=f"{mode:04o}",
+                    problem=describe_exposed_token(config, mode))  # fmt: skip
 
 
 def missing_regions(settings: Settings, config: Path | None) -> str | None:
