@@ -246,7 +246,7 @@ class Queue:
             except OSError:
                 inode = 0
         if self._unusable.get(rel) != (event, inode):
-            log.error(event, path=str(self.state_dir / rel), **fields)
+            log.error(event, path=rel, **fields)
         self._unusable[rel] = (event, inode)
 
     def _ignore(self, rel: str, st: os.stat_result) -> bool:

@@ -78,6 +78,7 @@ def test_a_spool_file_named_for_another_uid_is_ignored_and_reported(
     reports = [e for e in logs if e["event"] == "queue_file_ignored"]
     assert len(reports) == 1  # once, not every pass
     assert f"named for uid {other}" in reports[0]["reason"]
+    assert reports[0]["path"] == f"{SPOOL_DIR}/{other}.jsonl"
     assert queue.ignored_files() == {f"{SPOOL_DIR}/{other}.jsonl": reports[0]["reason"]}
 
 
@@ -94,11 +95,13 @@ def test_fifos_directories_and_symlinks_in_the_spool_are_reported_once_not_every
         assert queue.ingest(NOW).accepted == ("mine",)
         queue.ingest(NOW)
         queue.ingest(NOW)
-    reports = sorted((e["event"], Path(e["path"]).name) for e in logs
-                     if e["event"].startswith("queue_file_"))  # fmt: skip
-    assert reports == [("queue_file_not_regular", f"{me}.aa.jsonl"),
-                       ("queue_file_not_regular", f"{me}.bb.jsonl"),
-                       ("queue_file_unreadable", f"{me}.cc.jsonl")]  # fmt: skip
+    reports = sorted((e["event"], e["path"]) for e in logs if e["event"].startswith("queue_"))
+    # named relative to the state dir, as every other queue event names its file (until
+    # 2026-12-07 these two logged an absolute path, queue_file_ignored a relative one)
+    assert reports == [("queue_file_not_regular", f"{SPOOL_DIR}/{me}.aa.jsonl"),
+                       ("queue_file_not_regular", f"{SPOOL_DIR}/{me}.bb.jsonl"),
+                       ("queue_file_unreadable", f"{SPOOL_DIR}/{me}.cc.jsonl"),
+                       ("queue_ingested", f"{SPOOL_DIR}/{me}.jsonl")]  # fmt: skip
     (spool / f"{me}.bb.jsonl").rmdir()  # replaced by a file: read, and reported again if
     append(spool / f"{me}.bb.jsonl", job_line(id="now-a-file"))  # it turns bad once more
     assert queue.ingest(NOW).accepted == ("now-a-file",)
