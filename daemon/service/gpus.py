@@ -3,7 +3,8 @@
 - Lost (:func:`check_gpus`): the measurement reports a GPU gone; its jobs fail (or are recorded
   as they ended, when their executor says they had), their runs are stopped, and the GPU is
   kept out of planning while the daemon goes on with the others (``health.json``:
-  ``gpu:<index>``).
+  ``gpu:<index>``, ``lost: qc/1 (A100-80GB): GPU 1 lost: ...``, its device id also the
+  problem's ``device_id``).
 - Discovered late (:func:`discover_late`): a region whose
   :class:`~daemon.executors.base.Discovering` executor could not ask for its GPUs (Slurm down
   when the daemon started) is asked again each planning round; its GPUs join the inventory once
@@ -60,7 +61,12 @@ def check_gpus(service: Service, now: datetime, stops: RunStops, finish: Finish)
             for g in service.inventory
         )  # also after a reconfigure() rebuilt the inventory
     for report in reports:
-        service.health.set(f"gpu:{report.gpu.index}", f"lost: {report.reason}", now)
+        index = report.gpu.index  # the meter's: its inventory GPU named as a declared one is
+        gpu = next((g for g in service.inventory if measurement.device_index(g.device_id) == index),
+                   None)  # fmt: skip
+        named = f"{gpu.device_id} ({gpu.device.gpu.name}): " if gpu is not None else ""
+        service.health.set(f"gpu:{index}", f"lost: {named}{report.reason}", now,
+                           device_id=gpu.device_id if gpu is not None else None)  # fmt: skip
         for job_id in report.job_ids:
             run = service.ledger.run(job_id)
             ended = _ended_already(service, run, now) if run is not None else None

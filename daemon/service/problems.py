@@ -47,6 +47,7 @@ class Problems:
         executor this daemon does not have and the undiscovered regions into
         ``service``'s ``health.json``, each cleared once no longer reported."""
         current: dict[str, str] = {}
+        devices: dict[str, str] = {}  # the device id of a GPU's problem
         for executor in self._reporting:
             current.update(executor.problems())
         if service.sites:
@@ -69,13 +70,14 @@ class Problems:
             for gpu in service.inventory:
                 if (why := service.measurement.refusal(gpu.device_id)) is not None:
                     current[f"gpu:{gpu.index}"] = why
+                    devices[f"gpu:{gpu.index}"] = gpu.device_id
         for region, why in undiscovered(service).items():
             current[f"region:{region}"] = (
                 f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "
                 "and it is asked again until its executor answers"
             )
         for key, message in current.items():
-            service.health.set(key, message, now)
+            service.health.set(key, message, now, device_id=devices.get(key))
         for key in self._keys - current.keys():
             service.health.clear(key)
         self._keys = set(current)

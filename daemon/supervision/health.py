@@ -1,7 +1,8 @@
 """What is wrong with the running daemon right now, for ``carbond doctor``: ``health.json``.
 
 The daemon keeps one :class:`Health`: each problem under a key (``step:plan``,
-``intensity:DE``, ``clock``, ``gpu:<device>``) with a one-line message and when it began. Steps
+``intensity:DE``, ``clock``, ``gpu:<index>``) with a one-line message and when it began (a
+GPU's also with its device id, ``device_id``: what ``carbond submit`` reads). Steps
 set and clear their own keys as they fail and recover; a problem set with ``for_s`` (the clock
 stepped) clears itself after that long. The service loop writes the file after every step
 that changed something, and at least every ``HEARTBEAT_S``, atomically (temp file + rename),
@@ -63,6 +64,7 @@ class _Problem:
     message: str
     since: datetime
     until: datetime | None
+    device_id: str | None = None
 
 
 class Health:
@@ -77,13 +79,23 @@ class Health:
         self._vouched: datetime | None = None  # until when the written file says all is well
         self._written_step: str | None = None  # the step the written file names
 
-    def set(self, key: str, message: str, now: datetime, *, for_s: float | None = None) -> None:
-        """Record (or update) problem ``key``; ``for_s``: it clears itself after that long."""
+    def set(
+        self,
+        key: str,
+        message: str,
+        now: datetime,
+        *,
+        for_s: float | None = None,
+        device_id: str | None = None,
+    ) -> None:
+        """Record (or update) problem ``key``; ``for_s``: it clears itself after that long;
+        ``device_id``: the GPU it is about (written as the problem's ``device_id``)."""
         old = self._problems.get(key)
         until = now + timedelta(seconds=for_s) if for_s is not None else None
-        since = old.since if old is not None and old.message == message else now
-        self._problems[key] = _Problem(message, since, until)
-        self._changed = self._changed or old is None or old.message != message
+        same = old is not None and (old.message, old.device_id) == (message, device_id)
+        since = old.since if old is not None and same else now
+        self._problems[key] = _Problem(message, since, until, device_id)
+        self._changed = self._changed or not same
 
     def clear(self, key: str) -> None:
         """Problem ``key`` is over (nothing if there was none)."""
@@ -125,10 +137,7 @@ class Health:
         record: dict[str, object] = {
             "updated_at": now.isoformat(),
             "pid": os.getpid(),
-            "problems": {
-                key: {"message": message, "since": self._problems[key].since.isoformat()}
-                for key, message in problems.items()
-            },
+            "problems": {key: self._record(key, message) for key, message in problems.items()},
         }
         vouched = now + timedelta(seconds=STALE_S)
         if self._step is not None:
@@ -154,6 +163,14 @@ class Health:
         self._vouched = vouched
         self._written_step = None if self._step is None else self._step[0]
 
+    def _record(self, key: str, message: str) -> dict[str, str]:
+        """Problem ``key`` as the file holds it."""
+        problem = self._problems[key]
+        record = {"message": message, "since": problem.since.isoformat()}
+        if problem.device_id is not None:
+            record["device_id"] = problem.device_id
+        return record
+
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
@@ -166,6 +183,8 @@ class HealthReport:
     step: tuple[str, datetime, datetime] | None = None
     # when each problem began (a step failing the same way each time keeps its first failure)
     since: dict[str, datetime] = field(default_factory=dict)
+    # the device id of each problem about a GPU (``gpu:<index>``: lost, or declared unusable)
+    device_ids: dict[str, str] = field(default_factory=dict)
 
 
 def read_health(path: Path) -> HealthReport | None:
@@ -188,6 +207,7 @@ def read_health(path: Path) -> HealthReport | None:
             {str(k): str(v["message"]) for k, v in problems.items()},
             during,
             {str(k): since for k, v in problems.items() if (since := _since(v)) is not None},
+            {str(k): str(v["device_id"]) for k, v in problems.items() if "device_id" in v},
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -24,6 +24,7 @@ from daemon.measurement import start_measurement
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
+from daemon.supervision.health import read_health
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -176,3 +177,21 @@ def test_a_job_only_a_lost_gpu_could_run(
         ), warning
         daemon.plan()
         assert daemon.service.ledger.job(job_id).state == "failed"
+
+
+def test_a_lost_gpus_problem_names_its_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``health.json`` names a lost GPU's device id and board, in its message and as a field,
+    as it does a declared one's: submit no longer works out which GPU a meter index means."""
+    fake = [_gpu("NVIDIA L4"), _gpu("NVIDIA A100-SXM4-80GB", lost_at_s=40.0)]
+    with _running(tmp_path, fake) as daemon:
+        _submit(daemon, capsys, "--model", "llama-1b", "--gpu-type", "A100-80GB")
+        daemon.plan()  # it runs there, and the GPU is lost under it
+        daemon.service.after_step("reconcile", None, daemon.clock())
+        problems = json.loads((tmp_path / "health.json").read_text())["problems"]
+        lost = problems["gpu:1"]
+        assert lost["message"].startswith("lost: qc/1 (A100-80GB): GPU 1 lost: "), lost
+        assert lost["device_id"] == "qc/1"
+        report = read_health(tmp_path / "health.json")
+        assert report is not None and report.device_ids == {"gpu:1": "qc/1"}

@@ -97,7 +97,9 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     service.after_step("reconcile", None, clock())  # the loop writes health.json
     [health] = [c for c in run_checks(None, clock(), state_dir=tmp_path) if c.name == "health"]
     assert health.status == "fail"
-    assert re.search(r"gpu:1 \(for \d+ s, since [^)]+\): lost: GPU 1", health.detail)
+    assert re.search(
+        r"gpu:1 \(for \d+ s, since [^)]+\): lost: qc/1 \(A100-80GB\): GPU 1", health.detail
+    )
     # The daemon goes on: the other job keeps running; a new job is not placed on GPU 1,
     # even after a reload rebuilt the inventory.
     assert service.ledger.job(kept_job).state == "running"
