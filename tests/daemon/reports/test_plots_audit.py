@@ -347,12 +347,13 @@ def test_a_full_stderr_does_not_fail_a_plot_that_was_written(
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and done.stdout.lstrip().startswith("{")
 
 
-@pytest.mark.parametrize(("embodied_kg", "shown"), [(2_500_000, "2,500,000"), (0.00001, "0.00001")])
+@pytest.mark.parametrize(("embodied_kg", "shown"), [(9_999.5, "9,999.5"), (0.00001, "0.00001")])
 def test_audit_writes_an_overridden_embodied_carbon_in_fixed_notation(
     demo_state: Path, carbond: Run, monkeypatch: pytest.MonkeyPatch, embodied_kg: float, shown: str
 ) -> None:
-    """``[catalog.gpus.T4] embodied_kg = 2500000`` read ``2.5e+06`` in the assumptions
-    (``:g``; until 2026-12-07), as the tables' figures did before ``fixed()``."""
+    """``[catalog.gpus.T4] embodied_kg = 0.00001`` read ``1e-05`` in the assumptions (``:g``;
+    until 2026-12-07), as the tables' figures did before ``fixed()``; the largest allowed
+    (10,000 kg) has its thousands separator, as the tables write it."""
     monkeypatch.setenv("CARBOND_CATALOG__GPUS", f'{{"T4": {{"embodied_kg": {embodied_kg}}}}}')
     text = carbond("report", "--state-dir", str(demo_state), "--audit")
     section = text.split("## Embodied carbon assumptions", 1)[1]
