@@ -1,5 +1,6 @@
 """``carbond doctor``'s ``queue`` line on users' spool files (``queue.d/*.jsonl``): those the
-daemon ignores (planted under another user's name, or not regular files) and, while
+daemon ignores (planted under another user's name, or not regular files), those other users
+can write (the daemon rejects their lines; their owners must recreate them) and, while
 ``[ledger] private = true``, those other users can read: each holds the argv and cwd of every
 job its owner queued since its last compaction, which the private ledger hides. ``carbond
 submit`` creates them 0600 then, but one made before the ledger was private keeps its mode."""
@@ -13,7 +14,7 @@ import stat
 from pathlib import Path
 
 from daemon.queue import SPOOL_DIR
-from daemon.queue.files import spool_name_problem
+from daemon.queue.files import spool_name_problem, writable_by_others
 
 __all__ = ["spool_problems"]
 
@@ -22,12 +23,14 @@ SHOWN = 3  # files named one by one; the rest are counted
 
 
 def spool_problems(spool: Path, *, private: bool) -> list[str]:
-    """Spool files the daemon ignores: planted under another user's name, or not files; and,
-    when ``private``, one problem for those it reads that other users can read too
+    """Spool files the daemon ignores: planted under another user's name, or not files; one
+    problem for those other users can write (:func:`_writable_problem`); and, when
+    ``private``, one for those it reads that other users can read too
     (:func:`_readable_problem`). Never follows a symlink."""
     if not spool.is_dir():
         return []
     problems = []
+    writable: list[tuple[Path, os.stat_result]] = []
     readable: list[tuple[Path, os.stat_result]] = []
     for path in sorted(spool.glob("*.jsonl")):
         try:
@@ -39,11 +42,48 @@ def spool_problems(spool: Path, *, private: bool) -> list[str]:
             problems.append(f"{rel} is not a regular file: ignored")
         elif (problem := spool_name_problem(rel, st.st_uid)) is not None:
             problems.append(problem)
-        elif st.st_mode & _READABLE_BY_OTHERS:
-            readable.append((path, st))
+        else:
+            if writable_by_others(st.st_mode):
+                writable.append((path, st))
+            if st.st_mode & _READABLE_BY_OTHERS:
+                readable.append((path, st))
+    if (found := _writable_problem(spool, writable)) is not None:
+        problems.append(found)
     if private and (found := _readable_problem(spool, readable)) is not None:
         problems.append(found)
     return problems
+
+
+def _writable_problem(spool: Path, writable: list[tuple[Path, os.stat_result]]) -> str | None:
+    """One problem naming the ``writable`` spool files (path and ``lstat``) of ``spool`` as
+    :func:`_readable_problem` does, with the fix: each owner moves theirs away and submits
+    again (a ``chmod`` back is not one: a descriptor opened meanwhile stays writable, and the
+    daemon would read the lines written through it as the owner's); None when there are none."""
+    if not writable:
+        return None
+    shown = _shown(writable)
+    if len(writable) > SHOWN:
+        which = (f" (`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -perm /022` "
+                 "lists them, as root)")  # fmt: skip
+    else:
+        which = ""
+    first = shlex.quote(str(writable[0][0]))
+    return (
+        f"{len(writable)} spool file(s) writable by other users: {shown}; the daemon rejects "
+        "every line of such a file, and a `chmod` back does not make it safe (whoever opened it "
+        "meanwhile can still write lines read as its owner's): its owner moves it away (e.g. "
+        f"`mv {first} ~/old-spool.jsonl`) and submits again, which creates a new file{which}"
+    )
+
+
+def _shown(files: list[tuple[Path, os.stat_result]]) -> str:
+    """The first :data:`SHOWN` of ``files``, each with its owner and mode, and how many more."""
+    shown = ", ".join(
+        f"{SPOOL_DIR}/{path.name} (owner {_owner(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):04o})"
+        for path, st in files[:SHOWN]
+    )
+    more = len(files) - SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def _readable_problem(spool: Path, readable: list[tuple[Path, os.stat_result]]) -> str | None:
@@ -52,13 +92,8 @@ def _readable_problem(spool: Path, readable: list[tuple[Path, os.stat_result]]) 
     that makes them private; None when there are none."""
     if not readable:
         return None
-    shown = ", ".join(
-        f"{SPOOL_DIR}/{path.name} (owner {_owner(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):04o})"
-        for path, st in readable[:SHOWN]
-    )
-    more = len(readable) - SHOWN
-    if more > 0:
-        shown += f" and {more} more"
+    shown = _shown(readable)
+    if len(readable) > SHOWN:
         fix = (f"`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -perm /044 -exec "
                "chmod 600 {} +` (as root) makes them private")  # fmt: skip
     else:

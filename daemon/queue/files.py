@@ -35,6 +35,7 @@ __all__ = [
     "spool_name_problem",
     "state_dir_owner",
     "submit_target",
+    "writable_by_others",
     "write_whole_line",
 ]
 
@@ -81,7 +82,7 @@ def submit_target(state_dir: Path, uid: int) -> Path:
         if owner == uid:
             return main
     else:
-        if st.st_uid == uid and not st.st_mode & _OTHERS_WRITE:
+        if st.st_uid == uid and not writable_by_others(st.st_mode):
             return main
     return _spool_target(state_dir / SPOOL_DIR, uid)
 
@@ -144,11 +145,18 @@ def _own_spool_file(path: Path, uid: int) -> bool | None:
     return _vouches(st, uid)
 
 
+def writable_by_others(mode: int) -> bool:
+    """Whether a queue file of ``mode`` (``st_mode``) is writable by its group or others: its
+    lines cannot be attributed to its owner (:func:`attribution` rejects them), and a ``chmod``
+    back does not vouch for them either (a descriptor opened meanwhile stays writable)."""
+    return bool(mode & _OTHERS_WRITE)
+
+
 def _vouches(st: os.stat_result, uid: int) -> bool:
     return (
         stat.S_ISREG(st.st_mode)
         and st.st_uid == uid
-        and not st.st_mode & _OTHERS_WRITE
+        and not writable_by_others(st.st_mode)
         and st.st_nlink == 1
     )
 
@@ -347,7 +355,7 @@ def attribution(
     its caller: a user without a passwd entry is not that daemon. For a file of
     ``daemon_uid`` in another process, only whether its lines are attributed holds: the gid
     given is this process's."""
-    if st.st_mode & _OTHERS_WRITE:
+    if writable_by_others(st.st_mode):
         return (
             f"{rel} is writable by other users, so its lines cannot be attributed to its "
             "owner; use `carbond submit` or your own queue.d/<uid>.jsonl"
