@@ -25,7 +25,7 @@ SHOWN = 3  # files named one by one; the rest are counted
 def spool_problems(spool: Path, *, private: bool) -> list[str]:
     """Spool files the daemon ignores: planted under another user's name, or not files; one
     problem for those other users can write (:func:`_writable_problem`); and, when
-    ``private``, one for those it reads that other users can read too
+    ``private``, one for those it reads that other users can read too, but not write
     (:func:`_readable_problem`). Never follows a symlink."""
     if not spool.is_dir():
         return []
@@ -42,11 +42,10 @@ def spool_problems(spool: Path, *, private: bool) -> list[str]:
             problems.append(f"{rel} is not a regular file: ignored")
         elif (problem := spool_name_problem(rel, st.st_uid)) is not None:
             problems.append(problem)
-        else:
-            if writable_by_others(st.st_mode):
-                writable.append((path, st))
-            if st.st_mode & _READABLE_BY_OTHERS:
-                readable.append((path, st))
+        elif writable_by_others(st.st_mode):  # to be moved away: a chmod would not do
+            writable.append((path, st))
+        elif st.st_mode & _READABLE_BY_OTHERS:
+            readable.append((path, st))
     if (found := _writable_problem(spool, writable)) is not None:
         problems.append(found)
     if private and (found := _readable_problem(spool, readable)) is not None:
@@ -94,8 +93,8 @@ def _readable_problem(spool: Path, readable: list[tuple[Path, os.stat_result]]) 
         return None
     shown = _shown(readable)
     if len(readable) > SHOWN:
-        fix = (f"`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -perm /044 -exec "
-               "chmod 600 {} +` (as root) makes them private")  # fmt: skip
+        fix = (f"`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -perm /044 ! -perm /022 "
+               "-exec chmod 600 {} +` (as root) makes them private")  # fmt: skip
     else:
         fix = f"`chmod 600 {' '.join(shlex.quote(str(p)) for p, _ in readable)}` makes " + (
             "it private" if len(readable) == 1 else "them private"

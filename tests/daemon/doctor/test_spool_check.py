@@ -93,7 +93,10 @@ def test_many_readable_spool_files_are_counted_past_the_first_three(tmp_path: Pa
     shown = sorted(n for n in names if n != names[1])
     assert all(f"{SPOOL_DIR}/{n} (owner" in queue for n in shown[:3])
     assert f"{SPOOL_DIR}/{shown[3]}" not in queue and " and 1 more;" in queue
-    assert f"`find {spool} -type f -name '*.jsonl' -perm /044 -exec chmod 600 {{}} +`" in queue
+    assert (
+        f"`find {spool} -type f -name '*.jsonl' -perm /044 ! -perm /022 -exec chmod 600 {{}} +`"
+        in queue
+    )
 
 
 def test_spool_files_are_checked_before_queue_jsonl_exists(tmp_path: Path) -> None:

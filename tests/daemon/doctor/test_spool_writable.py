@@ -98,3 +98,39 @@ def test_doctor_names_exactly_the_files_whose_lines_the_daemon_rejects_as_writab
     named = any("writable by other users" in p for p in spool_problems(spool, private=False))
 
     assert named == (isinstance(owner, str) and "writable by other users" in owner)
+
+
+def test_a_writable_spool_file_is_not_also_called_readable_with_chmod_advice(
+    tmp_path: Path,
+) -> None:
+    """With a private ledger a 0666 spool file was only "readable by other users", with a
+    ``chmod 600`` that leaves a writer who opened it meanwhile able to write lines read as
+    its owner's. It is named as writable, with the move; a readable one still gets the chmod."""
+    config, spool = _setup(tmp_path, private=True)
+    _spool_file(spool, f"{UID}.jsonl", 0o666)
+    readable = _spool_file(spool, f"{UID}.1.jsonl", 0o644)
+
+    queue = run_doctor(config)[1]["queue"]
+
+    assert "1 spool file(s) writable by other users" in queue, queue
+    assert "1 spool file(s) readable by other users" in queue, queue
+    assert f"`chmod 600 {readable}` makes it private" in queue
+    assert queue.count("chmod 600") == 1, queue
+
+
+def test_the_find_that_makes_many_readable_files_private_leaves_writable_ones(
+    tmp_path: Path,
+) -> None:
+    """Past three readable files the fix is a ``find ... -exec chmod 600``: it must not
+    ``chmod`` back a writable one too, which is to be moved away instead."""
+    config, spool = _setup(tmp_path, private=True)
+    for n in range(1, 5):
+        _spool_file(spool, f"{UID}.{n}.jsonl", 0o644)
+    _spool_file(spool, f"{UID}.jsonl", 0o666)
+
+    queue = run_doctor(config)[1]["queue"]
+
+    assert "4 spool file(s) readable by other users" in queue, queue
+    assert f"`find {spool} -type f -name '*.jsonl' -perm /044 ! -perm /022 -exec chmod 600" in (
+        queue
+    )
