@@ -134,6 +134,7 @@ class Queue:
         there = listing.present | {QUEUE_NAME}
         self._unusable = {rel: seen for rel, seen in self._unusable.items() if rel in there}
         self._ignored = {rel: i for rel, i in self._ignored.items() if rel in there}
+        self.reader.forget(there | {rel for rel, r in records.items() if r.retired_at is not None})
         for rel in live:
             result += self._ingest_path(rel, records.get(rel), now, errors, retired=False)
         for rel, record in records.items():

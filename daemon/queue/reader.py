@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ import structlog
 
 from daemon import killpoints
 from daemon.ledger import Ledger, LedgerError, QueueFileRecord
-from daemon.queue.files import OwnerUnknown, attribution, new_job_id
+from daemon.queue.files import OwnerUnknown, attribution, new_job_id, writable_by_others
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError, failure_fields, rejection
@@ -93,6 +93,7 @@ class FileReader:
         self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
         self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
         self._owner_unknown: set[str] = set()  # files left unread for that, as logged
+        self._writable: dict[str, int] = {}  # inode of each file told queue_file_writable
 
     def read(
         self,
@@ -108,6 +109,7 @@ class FileReader:
         (:class:`~daemon.queue.files.OwnerUnknown`): nothing is read, it waits for a pass
         where the lookup succeeds (logged once as ``queue_file_owner_unknown``)."""
         owner = attribution(rel, st)
+        self._tell_writable(rel, st)
         if isinstance(owner, OwnerUnknown):
             if rel not in self._owner_unknown:
                 log.warning("queue_file_owner_unknown", path=rel, uid=owner.uid,
@@ -120,6 +122,26 @@ class FileReader:
         start = self._start(rel, record, fd, st)
         retired_at = record.retired_at if record is not None else None
         return self._read_lines(rel, fd, st, start, retired_at, owner, now)
+
+    def forget(self, present: Collection[str]) -> None:
+        """Forget the files told writable that are gone (not in ``present``): anyone can make
+        thousands of files in ``queue.d``."""
+        self._writable = {rel: ino for rel, ino in self._writable.items() if rel in present}
+
+    def _tell_writable(self, rel: str, st: os.stat_result) -> None:
+        """Log ``queue_file_writable`` once per file other users can write (each line read
+        from it is rejected as well, ``queue_line_rejected``), not at every pass: again only
+        once it was not, or is another file (inode)."""
+        if not writable_by_others(st.st_mode):
+            self._writable.pop(rel, None)
+            return
+        if self._writable.get(rel) != st.st_ino:
+            log.warning("queue_file_writable", path=rel, uid=st.st_uid,
+                        mode=f"{stat.S_IMODE(st.st_mode):04o}",
+                        reason="writable by other users: its lines are rejected; its owner "
+                        "must move it away and submit again (a chmod back leaves a "
+                        "descriptor opened meanwhile writable)")  # fmt: skip
+        self._writable[rel] = st.st_ino
 
     def _start(
         self, rel: str, record: QueueFileRecord | None, fd: int, st: os.stat_result
