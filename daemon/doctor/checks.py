@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.assemble import build_slurm_executor
+from daemon.catalog import gpu_catalog
 from daemon.doctor.cgroup import describe_cgroup
 from daemon.doctor.running_daemon import describe_health
 from daemon.doctor.service import (
@@ -210,7 +211,8 @@ def _check_gpus(settings: Settings) -> Check:
         return Check("gpus", "fail", "no [[regions]] configured: the daemon has nowhere to run")
     # a "discover" region's GPUs are Slurm's answer (the slurm line asks it): none here, and
     # no region_without_gpus warning printed above the table for a region that has them
-    devices = build_inventory([r for r in settings.regions if r.gpus != "discover"])
+    listed = [r for r in settings.regions if r.gpus != "discover"]
+    devices = build_inventory(listed, gpu_catalog(settings))
     empty = [r.name for r in settings.regions if not any(d.device.region == r.name
                                                          for d in devices)]  # fmt: skip
     detail = ", ".join(
@@ -237,7 +239,6 @@ def _check_nvml(settings: Settings) -> Check:
     defaults."""
     if _gpu_module() is None:
         return Check("nvml", "skip", "not available: this build has no GPU backend (daemon.gpu)")
-    from daemon.catalog import gpu_catalog
     from daemon.gpu.configured import describe_configured_gpus
 
     status, detail = describe_configured_gpus(settings, gpu_catalog(settings))

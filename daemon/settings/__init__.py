@@ -19,7 +19,13 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,6 +42,7 @@ from daemon.settings.executors import (
     SimulatedExecutorSettings,
     SlurmExecutorSettings,
 )
+from daemon.settings.gpu_names import known_region_gpus, known_simulated_gpus
 from daemon.settings.local_gpus import shared_local_gpus
 from daemon.settings.problems import NO_FILE, ConfigProblem, problem_line, unparsable_line
 from daemon.settings.regions import (
@@ -129,12 +136,13 @@ class Settings(BaseSettings):
     lifetime_years: float = Field(default=5.0, ge=MIN_LIFETIME_YEARS, le=MAX_LIFETIME_YEARS)
     electricitymaps: ElectricityMapsSettings = ElectricityMapsSettings()
     signals: SignalsSettings = SignalsSettings()
+    # before gpu and regions: their GPU names are checked against it (_unknown_gpus)
+    catalog: CatalogSettings = CatalogSettings()
     gpu: GpuSettings = GpuSettings()
     metrics: MetricsSettings = MetricsSettings()
     executors: ExecutorSettings = ExecutorSettings()
     log: LogSettings = LogSettings()
     ledger: LedgerSettings = LedgerSettings()
-    catalog: CatalogSettings = CatalogSettings()
     regions: tuple[RegionSettings, ...] = ()
     policy: PolicySettings = PolicySettings()
     intervals: IntervalSettings = IntervalSettings()
@@ -172,6 +180,10 @@ class Settings(BaseSettings):
         if repeats:  # each at the entry that names it again, not at the first [[regions]]
             raise errors_at(repeats)
         return regions
+
+    # checked against [catalog], with the site's own types (validated before them)
+    _known_simulated_gpus = field_validator("gpu")(known_simulated_gpus)
+    _known_region_gpus = field_validator("regions", mode="wrap")(known_region_gpus)
 
     @classmethod
     def settings_customise_sources(

@@ -1,15 +1,25 @@
-"""The ``[catalog]`` section: a site's overrides of the GPU catalog (``[catalog.gpus.NAME]``)
-and of the ACT model's parameters (``[catalog.act]``), each problem at its own key's line."""
+"""The ``[catalog]`` section: a site's overrides of the GPU catalog (``[catalog.gpus.NAME]``),
+the GPU types it adds (a ``[catalog.gpus.NAME]`` the built-in catalog lacks, every field given)
+and the ACT model's parameters (``[catalog.act]``), each problem at its own key's line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from daemon.settings.sections import Section, error_at, errors_at, known_gpu
+from daemon.settings.sections import Section, error_at, errors_at
+from policies.errors import UnknownGpuError
 from policies.footprint.embodied import DEFAULT_ACT
-from policies.footprint.gpus import DEFAULT_GPU_CATALOG, METHOD_ACT
+from policies.footprint.gpus import (
+    DEFAULT_GPU_CATALOG,
+    GPU_SPEC_FIELDS,
+    METHOD_ACT,
+    GpuCatalog,
+    GpuSpec,
+    gpu_key,
+)
 
 __all__ = ["ACT_BOUNDS", "ACT_PARAMETERS", "CatalogSettings", "GpuOverride"]
 
@@ -58,6 +68,16 @@ class GpuOverride(Section):
     interconnect_gb_s: float | None = Field(default=None, ge=MIN_RATE, le=MAX_RATE)
     embodied_kg: float | None = Field(default=None, ge=0, le=MAX_EMBODIED_KG)
     embodied_method: str | None = None
+    # the exact board names NVML reports ("NVIDIA H100 NVL"): discovery and the declared-GPU
+    # check match them to this GPU
+    nvml_names: tuple[str, ...] | None = None
+
+    @field_validator("nvml_names")
+    @classmethod
+    def _named(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and any(not name.strip() for name in value):
+            raise ValueError("an NVML name must not be empty (nvidia-smi -L shows them)")
+        return value
 
     @field_validator("architecture")
     @classmethod
@@ -103,7 +123,9 @@ class CatalogSettings(Section):
 
     ``act`` replaces ACT-model parameters (``fab_intensity_g_per_kwh``, ``fab_yield``,
     ``mpa_g_per_cm2``, ``packaging_g``) for every ACT-estimated GPU; ``gpus.<NAME>`` replaces
-    fields of one GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``; :class:`GpuOverride`).
+    fields of one built-in GPU (e.g. ``embodied_kg``, ``idle_w``, ``tdp_w``;
+    :class:`GpuOverride`), or, for a name the built-in catalog lacks, defines a new type from
+    every field (:data:`policies.footprint.gpus.GPU_SPEC_FIELDS` and its embodied carbon).
     """
 
     act: dict[str, float] = Field(default_factory=dict)
@@ -134,23 +156,82 @@ class CatalogSettings(Section):
     @classmethod
     def _known_gpus(cls, value: dict[str, GpuOverride]) -> dict[str, GpuOverride]:
         for name, override in value.items():
-            try:
-                known_gpu(name)
-            except ValueError as exc:  # at its own table's line, not the first [catalog.gpus.X]'s
-                raise error_at((name,), str(exc), name) from exc
-            _idle_below_tdp(name, override)
-            _method_with_its_figure(name, override)
+            spec = _built_in(name)
+            if spec is None:  # at its own table's line, not the first [catalog.gpus.X]'s
+                _complete(name, override)
+            _idle_below_tdp(name, override, spec)
+            if spec is not None:
+                _method_with_its_figure(spec, name, override)
+        _names_unique(value)
         return value
 
+    def gpu_catalog(self) -> GpuCatalog:
+        """The built-in catalog under these ACT parameters, with the overrides applied and
+        the new types added (each checked with the settings).
 
-def _idle_below_tdp(name: str, override: GpuOverride) -> None:
+        Raises:
+            ValueError / TypeError / LookupError: the catalog cannot be built from them.
+        """
+        params = replace(DEFAULT_ACT, **self.act)  # type: ignore[arg-type]  # only scalar fields (ACT_PARAMETERS), checked above
+        catalog = GpuCatalog.default(params)
+        changed = {n: g.fields() for n, g in self.gpus.items() if _built_in(n) is not None}
+        new = {n: g.fields() for n, g in self.gpus.items() if _built_in(n) is None}
+        return catalog.with_overrides(changed).with_new_types(new)
+
+
+def _built_in(name: str) -> GpuSpec | None:
+    """The built-in GPU called ``name`` (any of its names), None for a new type."""
+    try:
+        return DEFAULT_GPU_CATALOG.get(name)
+    except UnknownGpuError:
+        return None
+
+
+def _complete(name: str, override: GpuOverride) -> None:
+    """Raises a ValidationError at the ``[catalog.gpus.NAME]`` table naming the fields a new
+    type still needs: the built-in catalog has none of them to fall back on."""
+    given = override.fields()
+    needed = [field for field in GPU_SPEC_FIELDS if field not in given]
+    method = override.embodied_method
+    if method is None:
+        needed.append(f'embodied_method (with embodied_kg, or "{METHOD_ACT}" alone)')
+    elif method != METHOD_ACT and override.embodied_kg is None:
+        needed.append(f'embodied_kg (or embodied_method = "{METHOD_ACT}")')
+    if needed:
+        message = (f"{name!r} is no built-in GPU (known: {', '.join(DEFAULT_GPU_CATALOG.names())}"
+                   f"); to define it as a new type give {', '.join(needed)}")  # fmt: skip
+        raise error_at((name,), message, name)
+
+
+def _names_unique(value: dict[str, GpuOverride]) -> None:
+    """Raises a ValidationError at ``NAME`` or ``NAME.nvml_names`` when a new type's name, or
+    an NVML name, is already another GPU's (built-in or of this section): which one a board
+    of that name is would depend on the order of the tables."""
+    owners: dict[str, str] = {}
+    for name, override in value.items():
+        spec = _built_in(name)
+        owner = name if spec is None else spec.name
+        if spec is None:
+            if (other := owners.get(gpu_key(name))) is not None:
+                raise error_at((name,), f"the same GPU name as {other}", name)
+            owners[gpu_key(name)] = owner
+        for nvml in override.nvml_names or ():
+            taken = _built_in(nvml)
+            other = taken.name if taken is not None else owners.get(gpu_key(nvml))
+            if other is not None and other != owner:
+                message = f"NVML name {nvml!r} is already {other}'s"
+                raise error_at((name, "nvml_names"), message, nvml)
+            owners[gpu_key(nvml)] = owner
+
+
+def _idle_below_tdp(name: str, override: GpuOverride, spec: GpuSpec | None) -> None:
     """Raises a ValidationError at ``NAME.idle_w`` (or ``NAME.tdp_w`` when only that is set:
     the file's line of the field) when the override leaves the GPU idling above its TDP, which
-    charged each idle second more than a busy one."""
-    spec = DEFAULT_GPU_CATALOG.get(name)
-    idle = spec.idle_w if override.idle_w is None else override.idle_w
-    tdp = spec.tdp_w if override.tdp_w is None else override.tdp_w
-    if idle <= tdp:
+    charged each idle second more than a busy one. ``spec``: the built-in GPU (None: a new
+    type, whose two fields :func:`_complete` checked were given)."""
+    idle = override.idle_w if spec is None or override.idle_w is not None else spec.idle_w
+    tdp = override.tdp_w if spec is None or override.tdp_w is not None else spec.tdp_w
+    if idle is None or tdp is None or idle <= tdp:
         return
     field = "idle_w" if override.idle_w is not None else "tdp_w"
     idle_note = " (the catalog's)" if override.idle_w is None else ""
@@ -160,7 +241,7 @@ def _idle_below_tdp(name: str, override: GpuOverride) -> None:
     raise error_at((name, field), message, getattr(override, field))
 
 
-def _method_with_its_figure(name: str, override: GpuOverride) -> None:
+def _method_with_its_figure(spec: GpuSpec, name: str, override: GpuOverride) -> None:
     """Raises a ValidationError at ``NAME.embodied_method`` when it names a method without an
     ``embodied_kg`` to go with it: the catalog's figure would carry a method it did not come
     from (the L4's ACT estimate as ``paper-table-1``). ``act-estimate`` re-estimates the GPU
@@ -168,7 +249,6 @@ def _method_with_its_figure(name: str, override: GpuOverride) -> None:
     method = override.embodied_method
     if method is None or override.embodied_kg is not None:
         return
-    spec = DEFAULT_GPU_CATALOG.get(name)
     if method in (METHOD_ACT, spec.embodied_method):
         return
     message = (f"{method!r} without an embodied_kg would label the {spec.name}'s "

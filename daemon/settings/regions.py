@@ -19,6 +19,7 @@ __all__ = [
     "RegionSettings",
     "SiteSettings",
     "SlurmRegionSettings",
+    "expand_gpu_entries",
     "region_field",
     "region_names",
     "regions_listed",
@@ -162,24 +163,7 @@ class RegionSettings(Section):
         if isinstance(value, list | tuple):
             if not value:
                 raise ValueError('a region needs at least one GPU (or "discover")')
-            return tuple(_expand_gpu_entries(value))
-        return value
-
-    @field_validator("gpus")
-    @classmethod
-    def _known_gpus(
-        cls, value: Literal["discover"] | tuple[str, ...]
-    ) -> Literal["discover"] | tuple[str, ...]:
-        if value == "discover":
-            return value
-        from policies.errors import CatalogError
-        from policies.footprint import DEFAULT_GPU_CATALOG
-
-        for name in value:
-            try:
-                DEFAULT_GPU_CATALOG.get(name)
-            except CatalogError as exc:
-                raise ValueError(str(exc)) from exc
+            return tuple(expand_gpu_entries(value))
         return value
 
 
@@ -190,7 +174,7 @@ class _GpuCount(Section):
     count: int = Field(ge=1, le=100_000)
 
 
-def _expand_gpu_entries(entries: list[Any] | tuple[Any, ...]) -> list[Any]:
+def expand_gpu_entries(entries: list[Any] | tuple[Any, ...]) -> list[Any]:
     """Names stay; each ``{type, count}`` table becomes ``count`` names (raises ValueError
     naming the entry's position and field)."""
     names: list[Any] = []

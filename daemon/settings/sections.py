@@ -27,7 +27,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from forecasts.electricitymaps_http import header_safe
 from forecasts.urls import is_loopback, without_userinfo
-from policies.footprint.gpus import DEFAULT_GPU_CATALOG
 from policies.footprint.recalibration import DEFAULT_RECALIBRATION
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
     "absolute_dir",
     "error_at",
     "errors_at",
-    "known_gpu",
     "path_given",
 ]
 
@@ -163,14 +161,6 @@ class GpuSettings(Section):
     simulated_power_factor: float = Field(default=1.0, gt=0, le=10)
     simulated_energy_counter: bool = True
 
-    @field_validator("simulated_gpus")
-    @classmethod
-    def _known_gpus(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        """A name the catalog does not know passed ``doctor`` and stopped ``carbond run``."""
-        for name in value:
-            known_gpu(name)
-        return value
-
 
 def _no_nul(value: Any) -> Any:
     """``value`` unless it is text holding a NUL, which no file name can: each look at such a
@@ -203,14 +193,6 @@ def absolute_dir(value: Path | None) -> Path | None:
             "a relative one names another directory"
         )
     return value
-
-
-def known_gpu(name: str) -> None:
-    """Raises ValueError (a settings problem) when the GPU catalog does not know ``name``."""
-    try:
-        DEFAULT_GPU_CATALOG.get(name)
-    except LookupError as exc:  # UnknownGpuError: its message names the known ones
-        raise ValueError(str(exc)) from exc
 
 
 def error_at(loc: tuple[str, ...], message: str, value: object) -> ValidationError:

@@ -18,10 +18,12 @@ from policies.footprint.embodied import DEFAULT_ACT, ActParameters, act_embodied
 
 __all__ = [
     "DEFAULT_GPU_CATALOG",
+    "GPU_SPEC_FIELDS",
     "METHOD_ACT",
     "METHOD_PAPER",
     "GpuCatalog",
     "GpuSpec",
+    "gpu_key",
 ]
 
 METHOD_PAPER: Final = "paper-table-1"
@@ -65,7 +67,18 @@ class GpuSpec:
         )
 
 
-def _normalise(name: str) -> str:
+# The fields a GPU the built-in catalog lacks must be given (GpuCatalog.with_new_types): all
+# but its name, aliases and embodied carbon (a figure with its method, or the ACT estimate).
+GPU_SPEC_FIELDS: Final = (
+    "architecture", "year", "die_area_mm2", "process_node_nm", "memory_gb", "memory_type",
+    "memory_bandwidth_gb_s", "fp16_tflops", "fp32_tflops", "int8_tops", "tdp_w", "idle_w",
+    "interconnect_gb_s",
+)  # fmt: skip
+
+
+def gpu_key(name: str) -> str:
+    """The key the catalog looks ``name`` up by: any case, no spaces, dashes or underscores,
+    no leading ``NVIDIA`` (``"NVIDIA H100 NVL"`` and ``"h100-nvl"`` are one name)."""
     key = re.sub(r"[\s_\-]+", "", name.strip().lower())
     return key.removeprefix("nvidia")
 
@@ -138,7 +151,9 @@ class GpuCatalog:
         self._by_key: dict[str, GpuSpec] = {}
         for spec in self._specs:
             for key in (spec.name, *spec.aliases):
-                self._by_key[_normalise(key)] = spec
+                other = self._by_key.setdefault(gpu_key(key), spec)
+                if other is not spec and other.name != spec.name:
+                    raise ValueError(f"GPU name {key!r} of {spec.name} is also {other.name}'s")
 
     @classmethod
     def default(cls, params: ActParameters = DEFAULT_ACT) -> GpuCatalog:
@@ -167,7 +182,7 @@ class GpuCatalog:
             UnknownGpuError: no GPU has that name.
         """
         try:
-            return self._by_key[_normalise(name)]
+            return self._by_key[gpu_key(name)]
         except KeyError:
             raise UnknownGpuError(name, self.names()) from None
 
@@ -175,13 +190,15 @@ class GpuCatalog:
         """A copy where ``overrides[gpu_name]`` replaces fields of that GPU.
 
         Overriding ``embodied_kg`` without ``embodied_method`` records the method as
-        ``"config"``. A GPU left (or put) on ``"act-estimate"`` without an ``embodied_kg`` gets
-        the ACT estimate of its overridden fields (die area, node, memory) under this catalog's
-        :attr:`act` parameters; until 2026-12-07 it kept the built-in fields' figure.
+        ``"config"``; ``nvml_names`` adds board names to the GPU's aliases. A GPU left (or put)
+        on ``"act-estimate"`` without an ``embodied_kg`` gets the ACT estimate of its
+        overridden fields (die area, node, memory) under this catalog's :attr:`act`
+        parameters; until 2026-12-07 it kept the built-in fields' figure.
 
         Raises:
             UnknownGpuError: an override names an unknown GPU.
             TypeError: an override names an unknown field.
+            ValueError: an NVML name is already another GPU's.
         """
         changed = {self.get(name).name: dict(fields) for name, fields in overrides.items()}
         specs = []
@@ -192,12 +209,41 @@ class GpuCatalog:
                 continue
             if "embodied_kg" in fields:
                 fields.setdefault("embodied_method", "config")
+            fields["aliases"] = (*spec.aliases, *fields.pop("nvml_names", ()))
             changed_spec = replace(spec, **fields)
             if changed_spec.embodied_method == METHOD_ACT and "embodied_kg" not in fields:
                 changed_spec = replace(
                     changed_spec, embodied_kg=changed_spec.act_embodied_kg(self._act)
                 )
             specs.append(changed_spec)
+        return GpuCatalog(specs, self._act)
+
+    def with_new_types(self, types: Mapping[str, Mapping[str, Any]]) -> GpuCatalog:
+        """A copy with a GPU the catalog lacks added for each ``types[name]``: every field of
+        :data:`GPU_SPEC_FIELDS`, and ``embodied_kg`` with its ``embodied_method`` or
+        ``embodied_method = "act-estimate"`` alone (the ACT estimate of its die area, node and
+        memory under this catalog's :attr:`act`). ``nvml_names`` (the board names NVML
+        reports) become aliases, so that discovery finds the type.
+
+        Raises:
+            TypeError: a type lacks a field or names an unknown one.
+            ValueError: a name or NVML name is already another GPU's.
+        """
+        specs = list(self._specs)
+        for name, given in types.items():
+            fields = dict(given)
+            missing = [f for f in (*GPU_SPEC_FIELDS, "embodied_method") if f not in fields]
+            if missing:
+                raise TypeError(f"GPU {name!r} lacks {', '.join(missing)}")
+            aliases = tuple(fields.pop("nvml_names", ()))
+            if "embodied_kg" not in fields:
+                if fields["embodied_method"] != METHOD_ACT:
+                    raise TypeError(f"GPU {name!r} lacks embodied_kg")
+                fields["embodied_kg"] = act_embodied_g(
+                    fields["die_area_mm2"], fields["process_node_nm"], fields["memory_gb"],
+                    fields["memory_type"], self._act,
+                ) / 1000.0  # fmt: skip
+            specs.append(GpuSpec(name=name, aliases=aliases, **fields))
         return GpuCatalog(specs, self._act)
 
 

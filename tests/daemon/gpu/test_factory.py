@@ -11,7 +11,7 @@ from daemon.gpu.factory import match_catalog, simulated_spec, start_backend
 from daemon.gpu.fake_nvml import FakeNvml
 from daemon.gpu.nvml import NvmlBackend
 from daemon.gpu.simulated import SimulatedGpuBackend
-from daemon.settings import GpuSettings
+from daemon.settings import GpuSettings, Settings
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.gpu.conftest import FakeClock, fake_gpu, make_nvml
 
@@ -30,7 +30,7 @@ def test_unknown_simulated_gpu_names_the_setting(clock: FakeClock) -> None:
     """The settings refuse the name (tests/daemon/settings/test_catalog.py); the factory
     still names the setting for one built around them."""
     with pytest.raises(ValidationError, match=r"unknown GPU 'GTX-480'"):
-        GpuSettings(backend="simulated", simulated_gpus=("GTX-480",))
+        Settings(gpu=GpuSettings(backend="simulated", simulated_gpus=("GTX-480",)))
     settings = GpuSettings.model_construct(backend="simulated", simulated_gpus=("GTX-480",))
     with pytest.raises(GpuError, match=r"gpu.simulated_gpus: unknown GPU 'GTX-480'"):
         start_backend(settings, DEFAULT_GPU_CATALOG, clock=clock)
