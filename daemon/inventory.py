@@ -7,6 +7,7 @@ Device ids are ``<region>/<index>``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import structlog
 
 from daemon.settings import RegionSettings
 from policies import Device
+from policies.errors import UnknownGpuError
 from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["Discover", "InventoryGpu", "build_inventory"]
@@ -38,6 +40,13 @@ class InventoryGpu:
         return self.device.device_id
 
 
+def _define(board: str) -> str:
+    """How a site defines a discovered ``board`` the catalog lacks (docs/gpus.md)."""
+    return (f"region discovered a board the catalog lacks: define it in carbond.toml as a "
+            f"[catalog.gpus.NAME] table giving every GpuSpec field and nvml_names = "
+            f"[{json.dumps(board)}] (docs/gpus.md, \"A GPU the catalog lacks\")")  # fmt: skip
+
+
 def build_inventory(
     regions: Sequence[RegionSettings],
     catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
@@ -47,7 +56,8 @@ def build_inventory(
     (logged as ``region_without_gpus``).
 
     Raises:
-        UnknownGpuError: a declared or discovered name the catalog does not know.
+        UnknownGpuError: a declared or discovered name the catalog does not know (a
+            discovered one says how to define it: its ``hint``).
     """
     gpus: list[InventoryGpu] = []
     for region in regions:
@@ -58,11 +68,17 @@ def build_inventory(
         if not found:
             log.warning("region_without_gpus", region=region.name, gpus=str(region.gpus))
         for index, name in found:
+            try:
+                spec = catalog.get(name)
+            except UnknownGpuError as exc:
+                if region.gpus != "discover" or region.executor == "slurm":
+                    raise  # a declared name (checked with the settings), a GRES type
+                raise UnknownGpuError(name, exc.known, _define(name)) from None
             device = Device(
                 device_id=f"{region.name}/{index}",
                 region=region.name,
                 zone=region.zone,
-                gpu=catalog.get(name),
+                gpu=spec,
                 pue=region.pue,
             )
             gpus.append(InventoryGpu(device, index, region.executor))

@@ -36,10 +36,14 @@ class CatalogError(PoliciesError, LookupError):
 
 
 class UnknownGpuError(CatalogError):
-    """A GPU name or alias the catalog does not know."""
+    """A GPU name or alias the catalog does not know; ``hint``, when given, says what to do
+    (a board NVML discovered: how a site defines it)."""
 
-    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+    def __init__(self, name: str, known: tuple[str, ...], hint: str | None = None) -> None:
         super().__init__("GPU", name, known)
+        self.hint = hint
+        if hint is not None:
+            self.args = (f"{self.args[0]}: {hint}",)
 
 
 class UnknownModelError(CatalogError):
