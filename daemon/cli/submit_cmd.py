@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from daemon.catalog import gpu_catalog
 from daemon.cli.context import add_ledger_options, settings_from
 from daemon.cli.output import print_json, printable, stderr_line
 from daemon.cli.own_queue import append_own_line
@@ -87,7 +88,7 @@ def _submit(args: argparse.Namespace) -> int:
     warnings = resolve_program(record)
     known = [r.name for r in settings.regions] or None
     try:
-        parsed = parse_line(json.dumps(record), datetime.now(UTC), known)
+        parsed = parse_line(json.dumps(record), datetime.now(UTC), known, gpu_catalog(settings))
     except InvalidLineError as exc:
         if from_file:
             raise UsageError(

@@ -50,7 +50,8 @@ def line_rules(settings: Settings) -> LineRules:
     """The daemon's rules for a line under ``settings`` (as :meth:`Queue.from_settings
     <daemon.queue.ingest.Queue.from_settings>` reads them): what it will accept."""
     known = tuple(region.name for region in settings.regions) or None
-    return LineRules(settings.queue.max_line_bytes, known, settings.queue.max_files_per_user)
+    return LineRules(settings.queue.max_line_bytes, known, settings.queue.max_files_per_user,
+                     settings.catalog.gpu_catalog())  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

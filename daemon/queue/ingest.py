@@ -33,6 +33,7 @@ from daemon.queue.reasons import over_limit_record
 from daemon.queue.rejected import write_rejections
 from daemon.queue.spool import list_spool
 from daemon.settings import Settings
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["Queue"]
 
@@ -54,6 +55,7 @@ class Queue:
         known_regions: Sequence[str] | None = None,
         max_files_per_user: int = 32,
         private: bool = False,
+        catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
     ) -> None:
         self.state_dir = state_dir
         self._private = private
@@ -63,7 +65,7 @@ class Queue:
         self._compact_min_bytes = compact_min_bytes
         self._compactor = Compactor(state_dir, ledger, retired_grace_s)
         self.reader = FileReader(state_dir, ledger, max_line_bytes=max_line_bytes,
-                                 known_regions=known_regions)  # fmt: skip
+                                 known_regions=known_regions, catalog=catalog)  # fmt: skip
         self._ignored: dict[str, tuple[int, str]] = {}
         self._unusable: dict[str, tuple[str, int]] = {}  # file -> (event, inode) logged
 
@@ -79,6 +81,7 @@ class Queue:
             max_files_per_user=settings.queue.max_files_per_user,
             known_regions=[region.name for region in settings.regions] or None,
             private=settings.ledger.private,
+            catalog=settings.catalog.gpu_catalog(),
         )
 
     @property

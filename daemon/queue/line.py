@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.reasons import InvalidLineError, QuotingError, catalog_name, problems
@@ -29,6 +36,7 @@ from policies.footprint import (
     MAX_REQUESTS,
     MAX_TENSOR_PARALLEL,
     MAX_TOKENS,
+    GpuCatalog,
     get_runtime,
 )
 from policies.footprint.models import precision_bytes
@@ -141,10 +149,10 @@ class _JobLine(BaseModel):
 
     @field_validator("gpu_types")
     @classmethod
-    def _gpus(cls, value: list[str]) -> list[str]:
-        return [
-            catalog_name(name, lambda n=name: DEFAULT_GPU_CATALOG.get(n).name) for name in value
-        ]
+    def _gpus(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # the site's catalog (its own types, [catalog.gpus.NAME]) when parse_line has one
+        gpus: GpuCatalog = (info.context or {}).get("gpu_catalog", DEFAULT_GPU_CATALOG)
+        return [catalog_name(name, lambda n=name: gpus.get(n).name) for name in value]
 
     @field_validator("precision")
     @classmethod
@@ -180,12 +188,16 @@ def _unicode(items: list[str]) -> list[str]:
 
 
 def parse_line(
-    raw: bytes | str, now: datetime, known_regions: Sequence[str] | None = None
+    raw: bytes | str,
+    now: datetime,
+    known_regions: Sequence[str] | None = None,
+    catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
 ) -> JobRequest | CancelRequest:
     """Validate one queue line (without its newline).
 
     Relative deadlines count from ``now``. ``known_regions``, when given, must contain every
-    region the line names.
+    region the line names; ``gpu_types`` are names in ``catalog`` (the site's, with its own
+    types).
 
     Raises:
         InvalidLineError: not UTF-8, not a JSON object, or a field is wrong (named); every
@@ -193,7 +205,7 @@ def parse_line(
             recursion) is translated to it, so one line can never stop the ones after it.
     """
     try:
-        return _parse(raw, now, known_regions)
+        return _parse(raw, now, known_regions, catalog)
     except InvalidLineError:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
@@ -218,7 +230,7 @@ def json_value(text: str, at_line: bool = True) -> Any:
 
 
 def _parse(
-    raw: bytes | str, now: datetime, known_regions: Sequence[str] | None
+    raw: bytes | str, now: datetime, known_regions: Sequence[str] | None, catalog: GpuCatalog
 ) -> JobRequest | CancelRequest:
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -233,7 +245,7 @@ def _parse(
             raise InvalidLineError('field \'cancel\': a cancel line is {"cancel": "<job id>"}')
         return CancelRequest(job_id)
     try:
-        line = _JobLine.model_validate(obj)
+        line = _JobLine.model_validate(obj, context={"gpu_catalog": catalog})
     except ValidationError as exc:
         raise problems(exc) from exc
     return _convert(line, now, known_regions)

@@ -26,6 +26,7 @@ from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError, failure_fields, rejection
 from daemon.queue.rejected import write_rejections
 from daemon.queue.resume import resume
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = ["FileReader", "IngestResult"]
 
@@ -85,11 +86,13 @@ class FileReader:
         *,
         max_line_bytes: int,
         known_regions: Sequence[str] | None,
+        catalog: GpuCatalog = DEFAULT_GPU_CATALOG,
     ) -> None:
         self.state_dir = state_dir
         self._ledger = ledger
         self._max_line_bytes = max_line_bytes
         self._known_regions = known_regions
+        self._catalog = catalog  # a line's gpu_types: the site's catalog, its own types too
         self.read_chunk_bytes = max(65_536, 4 * max_line_bytes)
         self.pass_bytes = 16 * self.read_chunk_bytes  # of one file per pass: see _read_lines
         self._owner_unknown: set[str] = set()  # files left unread for that, as logged
@@ -306,7 +309,7 @@ class FileReader:
         reject: Any,
     ) -> None:
         try:
-            parsed = parse_line(raw, now, self._known_regions)
+            parsed = parse_line(raw, now, self._known_regions, self._catalog)
         except InvalidLineError as exc:
             reject(f"line {line_no}: {exc}", f"line {line_no}: {exc.public}")
             return

@@ -20,6 +20,7 @@ from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
 from daemon.queue.raw_line import line_object
 from daemon.queue.reasons import InvalidLineError
+from policies.footprint import DEFAULT_GPU_CATALOG, GpuCatalog
 
 __all__ = [
     "LineRules",
@@ -62,6 +63,7 @@ class LineRules:
     max_line_bytes: int = 65_536
     known_regions: tuple[str, ...] | None = None
     max_files_per_user: int = 32
+    catalog: GpuCatalog = DEFAULT_GPU_CATALOG  # the site's: a line's gpu_types
 
     def accept(self, raw: bytes, now: datetime) -> JobRequest | CancelRequest | None:
         """``raw`` (a line without its newline) as the daemon will read it at ``now``; None
@@ -75,7 +77,7 @@ class LineRules:
         if len(raw) + 1 > self.max_line_bytes:
             return f"longer than {self.max_line_bytes} bytes"
         try:
-            return parse_line(raw, now, self.known_regions)
+            return parse_line(raw, now, self.known_regions, self.catalog)
         except InvalidLineError as exc:
             return str(exc)
 
