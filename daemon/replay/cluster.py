@@ -1,8 +1,9 @@
 """The cluster of a replay: its regions (zone, PUE) and their GPUs (catalog type and count).
 
 A cluster file is read with the daemon's own region model (:class:`daemon.settings.RegionSettings`),
-so an operator's ``carbond.toml`` is itself a cluster file (its other sections are ignored here),
-and a replay cluster file is a valid ``[[regions]]`` list for the daemon::
+so an operator's ``carbond.toml`` is itself a cluster file (its sections other than
+``[catalog]``, the site's GPU overrides and own types, are ignored here), and a replay cluster
+file is a valid ``[[regions]]`` list for the daemon::
 
     [[regions]]
     name = "quebec"          # letters, digits, '.', '_' and '-'
@@ -13,6 +14,7 @@ and a replay cluster file is a valid ``[[regions]]`` list for the daemon::
     pv_kwp = 6.0
     latitude = 37.77
     longitude = -122.42
+    [catalog.gpus.L40]       # optional: a GPU type the built-in catalog lacks (docs/gpus.md)
 
 Device ids are ``<region>/<index>``, as the daemon's inventory names them.
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from daemon.replay.errors import ReplayInputError
-from daemon.settings import RegionSettings, SiteSettings
+from daemon.settings import CatalogSettings, RegionSettings, SiteSettings
 from daemon.settings.regions import region_field, region_names, regions_listed, site_csvs_under
 from daemon.settings.toml_lines import line_of, syntax_parts
 from daemon.sites import Site, SiteConfigError, build_site, build_sites
@@ -45,6 +47,7 @@ class _ClusterFile(BaseModel):
     """The part of a cluster or daemon config file a replay reads."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+    catalog: CatalogSettings = CatalogSettings()
     regions: tuple[RegionSettings, ...] = Field(min_length=1)
 
     _regions_listed = field_validator("regions", mode="before")(regions_listed)
@@ -77,6 +80,9 @@ class Cluster:
 
     regions: tuple[Region, ...]
     built: Mapping[str, Site] = dc_field(default_factory=dict)  # by region name
+    # the file's [catalog]: its GPU overrides and own types, as the daemon's settings hold them
+    catalog: CatalogSettings = dc_field(default_factory=CatalogSettings)
+    gpu_catalog: GpuCatalog = DEFAULT_GPU_CATALOG  # the one the regions' GPUs were found in
 
     def sites(self) -> dict[str, Site]:
         """A new :class:`Site` of every region with one, by region name, from the rows read
@@ -190,8 +196,9 @@ class Cluster:
         return notes
 
 
-def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Cluster:
-    """Read and check the cluster file at ``path``.
+def load_cluster(path: Path, catalog: GpuCatalog | None = None) -> Cluster:
+    """Read and check the cluster file at ``path``: its GPUs are names in ``catalog``,
+    default the built-in one with the file's ``[catalog]`` applied (its own GPU types added).
 
     Raises:
         ReplayInputError: unreadable file, not UTF-8, bad TOML, a bad field or an unknown GPU type
@@ -217,6 +224,8 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         raise ReplayInputError(f"{where}: {msg}", file=path, line=line, field=where) from exc
     # a site's relative CSV is the cluster file's neighbour, not the working directory's
     parsed = parsed.model_copy(update={"regions": site_csvs_under(parsed.regions, path.parent)})
+    if catalog is None:
+        catalog = parsed.catalog.gpu_catalog()  # each table checked with the settings
     names = [r.name for r in parsed.regions]
     for i, name in enumerate(names):
         if name in names[:i]:  # the second one named, at its line
@@ -246,7 +255,7 @@ def load_cluster(path: Path, catalog: GpuCatalog = DEFAULT_GPU_CATALOG) -> Clust
         line = line_of(text, exc.loc(names))
         key = f"regions.{exc.region}.{exc.field}"
         raise ReplayInputError(str(exc), file=path, line=line, field=key) from exc
-    return Cluster(tuple(regions), sites)
+    return Cluster(tuple(regions), sites, parsed.catalog, catalog)
 
 
 def _line(text: str, region: int, field: str) -> int | None:

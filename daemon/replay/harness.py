@@ -153,7 +153,7 @@ class ServiceHarness:
             for r in cluster.regions
         )
         settings = Settings(
-            state_dir=state_dir, regions=regions,
+            state_dir=state_dir, regions=regions, catalog=cluster.catalog,
             policy=PolicySettings(name=policy.name, plan_window=plan_window),
             intervals=IntervalSettings(plan_s=float(tick_s), refresh_s=3600.0),
             intensity=IntensitySettings(source="static", horizon_s=horizon_s, step_s=3600),
@@ -164,12 +164,16 @@ class ServiceHarness:
         # Runs last truth_factor x their estimate (x log-normal noise): the estimator's error.
         self._executor = SimulatedExecutor(truth_factor=truth_factor, noise_sigma=duration_noise)
         self.ledger = Ledger.open(state_dir / LEDGER_NAME, durable=False, private=True)
+        catalog = cluster.gpu_catalog  # the cluster file's types among them
         self.service = Service(
             settings=settings,
             ledger=self.ledger,
-            queue=Queue(state_dir, self.ledger, known_regions=[r.name for r in regions]),
+            queue=Queue(
+                state_dir, self.ledger, known_regions=[r.name for r in regions], catalog=catalog
+            ),
             executors={"simulated": self._executor},
-            inventory=build_inventory(regions),
+            inventory=build_inventory(regions, catalog),
+            catalog=catalog,
             intensity=ReplayIntensity(signals, self._policy.uses_actuals),
             policy=self._policy,
             sites=SiteView(cluster.sites()),  # the rows read with the cluster

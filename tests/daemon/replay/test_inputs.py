@@ -68,8 +68,8 @@ def test_cluster_devices(cluster_file: Path) -> None:
 
 def test_a_custom_catalog_gives_the_gpus_and_refuses_one_it_lacks(cluster_file: Path) -> None:
     """The cluster's GPU names are looked up in the catalog handed in, not the built-in one
-    the region model checks them against: its specs are the devices', and a name it lacks
-    is refused at its region's gpus line."""
+    (nor the file's [catalog]): its specs are the devices', and a name it lacks is refused at
+    its region's gpus line."""
     catalog = DEFAULT_GPU_CATALOG.with_overrides({"T4": {"tdp_w": 55.0}})
     cluster = load_cluster(cluster_file, catalog)
     assert [d.gpu.tdp_w for d in cluster.devices()] == [
