@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
+from daemon.settings import load_settings
 from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GPU_SPEC_FIELDS
 
 # the H100 PCIe's figures under another name: its estimates must be the H100 PCIe's
@@ -120,3 +121,14 @@ def test_an_incomplete_or_colliding_new_type_is_refused_at_its_line(
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     assert f"{config}{problem}" in err, err
+
+
+def test_the_example_of_docs_gpus_md_defines_the_h100_nvl(tmp_path: Path) -> None:
+    """docs/gpus.md, "A GPU the catalog lacks": its table loads and names the NVML board."""
+    docs = (Path(__file__).parents[3] / "docs" / "gpus.md").read_text(encoding="utf-8")
+    section = docs.split("### A GPU the catalog lacks", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load_settings(_write(tmp_path, example))
+    spec = settings.catalog.gpu_catalog().get("NVIDIA H100 NVL")
+    assert (spec.name, spec.architecture, spec.embodied_method) == ("H100-NVL", "Hopper",
+                                                                    "act-estimate")  # fmt: skip
