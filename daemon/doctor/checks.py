@@ -209,8 +209,7 @@ def _check_policy(settings: Settings) -> Check:
 def _check_gpus(settings: Settings) -> Check:
     if not settings.regions:
         return Check("gpus", "fail", "no [[regions]] configured: the daemon has nowhere to run")
-    # a "discover" region's GPUs are Slurm's answer (the slurm line asks it): none here, and
-    # no region_without_gpus warning printed above the table for a region that has them
+    # "discover" regions' GPUs are Slurm's answer (its line asks): none here, nor a warning
     listed = [r for r in settings.regions if r.gpus != "discover"]
     devices = build_inventory(listed, gpu_catalog(settings))
     empty = [r.name for r in settings.regions if not any(d.device.region == r.name
