@@ -2,7 +2,7 @@
 ``carbond submit``'s checks (:func:`daemon.cli.submit_checks.submit_warnings`).
 
 The daemon keeps two kinds of a configured GPU out of planning and reports each as a
-``gpu:<index>`` problem (docs/gpus.md), its message naming the device id and the problem
+``gpu:<device id>`` problem (docs/gpus.md), its message naming the device id and the problem
 carrying it as ``device_id``: a declared local GPU NVML cannot run jobs on (``declared qc/2
 (A100-80GB): NVML has no GPU at index 2; not planned on``) and a GPU lost while it ran
 (``lost: qc/1 (A100-80GB): GPU 1 lost: ...``). Only a daemon still running counts: one that
@@ -21,7 +21,7 @@ __all__ = ["unplanned_gpus"]
 
 
 def unplanned_gpus(settings: Settings) -> dict[str, str]:
-    """Device id -> the running daemon's problem (``gpu:1: declared qc/1 ...``) of each GPU
+    """Device id -> the running daemon's problem (``gpu:qc/1: declared qc/1 ...``) of each GPU
     the config's regions declare that the daemon does not plan on; empty when no daemon runs
     on ``settings.state_dir`` or its health cannot be read."""
     state = settings.state_dir

@@ -3,8 +3,8 @@
 - Lost (:func:`check_gpus`): the measurement reports a GPU gone; its jobs fail (or are recorded
   as they ended, when their executor says they had), their runs are stopped, and the GPU is
   kept out of planning while the daemon goes on with the others (``health.json``:
-  ``gpu:<index>``, ``lost: qc/1 (A100-80GB): GPU 1 lost: ...``, its device id also the
-  problem's ``device_id``).
+  ``gpu:qc/1``, ``lost: qc/1 (A100-80GB): GPU 1 lost: ...``, keyed and named by its device id,
+  also the problem's ``device_id``; a meter index no inventory GPU has, ``gpu:meter:<index>``).
 - Discovered late (:func:`discover_late`): a region whose
   :class:`~daemon.executors.base.Discovering` executor could not ask for its GPUs (Slurm down
   when the daemon started) is asked again each planning round; its GPUs join the inventory once
@@ -32,6 +32,7 @@ from daemon.executors.base import ExitStatus
 from daemon.inventory import InventoryGpu, build_inventory
 from daemon.learning.factors import refold_changed
 from daemon.ledger import Ledger, RunRecord
+from daemon.supervision.health import gpu_key
 from policies import PoliciesError
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def check_gpus(service: Service, now: datetime, stops: RunStops, finish: Finish)
         gpu = next((g for g in service.inventory if measurement.device_index(g.device_id) == index),
                    None)  # fmt: skip
         named = f"{gpu.device_id} ({gpu.device.gpu.name}): " if gpu is not None else ""
-        service.health.set(f"gpu:{index}", f"lost: {named}{report.reason}", now,
+        key = gpu_key(gpu.device_id) if gpu is not None else f"gpu:meter:{index}"
+        service.health.set(key, f"lost: {named}{report.reason}", now,
                            device_id=gpu.device_id if gpu is not None else None)  # fmt: skip
         for job_id in report.job_ids:
             run = service.ledger.run(job_id)

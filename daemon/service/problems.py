@@ -4,7 +4,7 @@ The executors' own problems (Slurm unreachable), the sites' (a model failing, a 
 stale), the running jobs and the runs being stopped of an executor this daemon does not have
 (``executor:<name>``: a restart with a config that no longer uses it; those runs are not
 followed), the regions whose GPUs are not discovered yet (``region:<name>``) and the declared
-GPUs NVML cannot run jobs on (``gpu:<index>``, never planned on). Each is
+GPUs NVML cannot run jobs on (``gpu:<device id>``, ``gpu:qc/1``, never planned on). Each is
 cleared once no longer reported.
 """
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from daemon.endings.finishing import Endings
 from daemon.executors.base import Executor, Reporting
 from daemon.service.gpus import undiscovered
+from daemon.supervision.health import gpu_key
 
 if TYPE_CHECKING:
     from daemon.service.core import Service
@@ -69,8 +70,8 @@ class Problems:
         if service.measurement is not None:  # declared GPUs NVML cannot run jobs on
             for gpu in service.inventory:
                 if (why := service.measurement.refusal(gpu.device_id)) is not None:
-                    current[f"gpu:{gpu.index}"] = why
-                    devices[f"gpu:{gpu.index}"] = gpu.device_id
+                    current[gpu_key(gpu.device_id)] = why
+                    devices[gpu_key(gpu.device_id)] = gpu.device_id
         for region, why in undiscovered(service).items():
             current[f"region:{region}"] = (
                 f"GPUs not discovered ({why}); the jobs only this region can run wait queued, "

@@ -1,8 +1,8 @@
 """What is wrong with the running daemon right now, for ``carbond doctor``: ``health.json``.
 
 The daemon keeps one :class:`Health`: each problem under a key (``step:plan``,
-``intensity:DE``, ``clock``, ``gpu:<index>``) with a one-line message and when it began (a
-GPU's also with its device id, ``device_id``: what ``carbond submit`` reads). Steps
+``intensity:DE``, ``clock``, ``gpu:<device id>``: :func:`gpu_key`) with a one-line message and
+when it began (a GPU's also with its device id, ``device_id``: what ``carbond submit`` reads). Steps
 set and clear their own keys as they fail and recover; a problem set with ``for_s`` (the clock
 stepped) clears itself after that long. The service loop writes the file after every step
 that changed something, and at least every ``HEARTBEAT_S``, atomically (temp file + rename),
@@ -31,7 +31,7 @@ import structlog
 
 __all__ = [
     "HEALTH_NAME", "HEARTBEAT_S", "MAX_PERIODS_ALLOWANCE_S", "STALE_S", "Health",
-    "HealthReport", "read_health", "step_allowance_s",
+    "HealthReport", "gpu_key", "read_health", "step_allowance_s",
 ]  # fmt: skip
 
 HEALTH_NAME: Final = "health.json"
@@ -57,6 +57,13 @@ def step_allowance_s(interval_s: float, watchdog_s: float | None = None) -> floa
 
 
 log = structlog.get_logger(__name__)
+
+
+def gpu_key(device_id: str) -> str:
+    """The key of a problem about GPU ``device_id`` (``gpu:qc/1``: lost, or declared and
+    unusable). Its device id, not an index: two regions' GPU 0 are two GPUs, and the
+    simulated backend's meter index counts across regions."""
+    return f"gpu:{device_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +190,7 @@ class HealthReport:
     step: tuple[str, datetime, datetime] | None = None
     # when each problem began (a step failing the same way each time keeps its first failure)
     since: dict[str, datetime] = field(default_factory=dict)
-    # the device id of each problem about a GPU (``gpu:<index>``: lost, or declared unusable)
+    # the device id of each problem about a GPU (``gpu:qc/1``: lost, or declared unusable)
     device_ids: dict[str, str] = field(default_factory=dict)
 
 

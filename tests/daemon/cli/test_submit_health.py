@@ -103,7 +103,7 @@ def test_a_job_only_a_declared_gpu_nvml_lacks_could_run(
 ) -> None:
     job_id, warnings = _submit(daemon, capsys, "--model", "llama-1b", "--gpu-type", "A100-80GB")
     assert warnings == [
-        "fits only GPU(s) the running daemon does not plan on (health.json: gpu:1: declared "
+        "fits only GPU(s) the running daemon does not plan on (health.json: gpu:qc/1: declared "
         "qc/1 (A100-80GB): NVML has no GPU at index 1; not planned on): fits no admissible "
         "device: no available A100-80GB GPU (there are L4): the daemon will reject it"
     ]
@@ -158,7 +158,7 @@ def test_a_deadline_only_a_gpu_the_daemon_does_not_plan_on_could_meet(
 def test_a_job_only_a_lost_gpu_could_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A GPU lost while the daemon ran is reported by its NVML index (``gpu:1: lost: ...``)."""
+    """A GPU lost while the daemon ran is reported by its device id (``gpu:qc/1: lost: ...``)."""
     fake = [_gpu("NVIDIA L4"), _gpu("NVIDIA A100-SXM4-80GB", lost_at_s=40.0)]
     with _running(tmp_path, fake) as daemon:
         _, before = _submit(daemon, capsys, "--model", "llama-1b", "--gpu-type", "A100-80GB")
@@ -170,7 +170,7 @@ def test_a_job_only_a_lost_gpu_could_run(
             daemon, capsys, "--model", "llama-1b", "--gpu-type", "A100-80GB"
         )
         assert re.fullmatch(
-            r"fits only GPU\(s\) the running daemon does not plan on \(health\.json: gpu:1: "
+            r"fits only GPU\(s\) the running daemon does not plan on \(health\.json: gpu:qc/1: "
             r"lost: .+\): fits no admissible device: no available A100-80GB GPU \(there are "
             r"L4\): the daemon will reject it",
             warning,
@@ -190,8 +190,8 @@ def test_a_lost_gpus_problem_names_its_device(
         daemon.plan()  # it runs there, and the GPU is lost under it
         daemon.service.after_step("reconcile", None, daemon.clock())
         problems = json.loads((tmp_path / "health.json").read_text())["problems"]
-        lost = problems["gpu:1"]
+        lost = problems["gpu:qc/1"]
         assert lost["message"].startswith("lost: qc/1 (A100-80GB): GPU 1 lost: "), lost
         assert lost["device_id"] == "qc/1"
         report = read_health(tmp_path / "health.json")
-        assert report is not None and report.device_ids == {"gpu:1": "qc/1"}
+        assert report is not None and report.device_ids == {"gpu:qc/1": "qc/1"}

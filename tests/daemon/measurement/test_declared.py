@@ -22,6 +22,7 @@ from daemon.measurement import start_measurement
 from daemon.queue.ingest import Queue
 from daemon.service import Service
 from daemon.settings import RegionSettings, Settings
+from daemon.supervision.health import HEALTH_NAME, read_health
 from daemon.testing import FakeClock, RecordingExecutor
 from policies import get_policy
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -85,7 +86,7 @@ def test_a_declared_gpu_nvml_cannot_run_jobs_on_is_never_planned(
         [health] = [c for c in run_checks(None, clock(), state_dir=tmp_path)
                     if c.name == "health"]  # fmt: skip
         assert health.status == "fail"
-        assert re.search(r"gpu:2 \(for \d+ s, since [^)]+\): declared qc/2 .*" + reason,
+        assert re.search(r"gpu:qc/2 \(for \d+ s, since [^)]+\): declared qc/2 .*" + reason,
                          health.detail)  # fmt: skip
     finally:
         service.close()
@@ -96,8 +97,8 @@ def test_a_declared_gpu_nvml_cannot_run_jobs_on_is_never_planned(
 def test_a_reload_that_corrects_the_declaration_plans_on_the_gpu_and_clears_health(
     tmp_path: Path,
 ) -> None:
-    """The operator reads ``gpu:0: declared qc/0 (H100-SXM): NVML has NVIDIA L4 ...``, declares
-    the L4 and reloads: the GPU was still refused until a restart, and the ``gpu:0`` problem,
+    """The operator reads ``gpu:qc/0: declared qc/0 (H100-SXM): NVML has NVIDIA L4 ...``, declares
+    the L4 and reloads: the GPU was still refused until a restart, and the ``gpu:qc/0`` problem,
     set by the previous service's report, was never cleared by the new one. Now a reload checks
     the declarations again and the new service clears what the old one reported."""
     clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
@@ -123,7 +124,7 @@ def test_a_reload_that_corrects_the_declaration_plans_on_the_gpu_and_clears_heal
         first.after_step("reconcile", None, clock())
         # its only GPU unavailable, as a lost one: not run (rejected: no GPU is available)
         assert ledger.run("a") is None and ledger.job("a").state == "failed"
-        assert "gpu:0" in _health(tmp_path, clock).detail
+        assert "gpu:qc/0" in _health(tmp_path, clock).detail
         right = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("L4",)),)
         service = rebuild_service(daemon, settings.model_copy(update={"regions": right}), None)
         append(service.queue.path, job_line(id="b"))
@@ -132,7 +133,7 @@ def test_a_reload_that_corrects_the_declaration_plans_on_the_gpu_and_clears_heal
         run = ledger.run("b")
         assert run is not None and run.gpu_indices == (0,)
         service.after_step("reconcile", None, clock())
-        assert "gpu:0" not in _health(tmp_path, clock).detail
+        assert "gpu:qc/0" not in _health(tmp_path, clock).detail
     finally:
         daemon.close()
 
@@ -140,3 +141,42 @@ def test_a_reload_that_corrects_the_declaration_plans_on_the_gpu_and_clears_heal
 def _health(state_dir: Path, clock: FakeClock) -> Check:
     [health] = [c for c in run_checks(None, clock(), state_dir=state_dir) if c.name == "health"]
     return health
+
+
+def test_declared_gpus_of_two_regions_at_the_same_index_each_keep_their_problem(
+    tmp_path: Path,
+) -> None:
+    """Two local regions each declare an A100 at index 0 where NVML has an L4: both are
+    refused, and ``health.json`` keyed each by its index (``gpu:0``), so one overwrote the
+    other and ``carbond submit`` knew of one. Now each is keyed by its device id."""
+    clock, executor = FakeClock(), RecordingExecutor(auto_finish=False)
+    regions = tuple(RegionSettings(name=name, zone="CA-QC", executor="local",
+                                   gpus=("A100-80GB",)) for name in ("qc", "on"))  # fmt: skip
+    settings = Settings(state_dir=tmp_path, regions=regions)
+    inventory = build_inventory(regions, DEFAULT_GPU_CATALOG)
+    measurement = start_measurement(settings, DEFAULT_GPU_CATALOG, inventory, sample=False,
+                                    nvml_module=FakeNvml([_gpu("NVIDIA L4")],
+                                                         clock.monotonic()))  # fmt: skip
+    assert measurement is not None
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    service = Service(settings=settings, ledger=ledger,
+                      queue=Queue(tmp_path, ledger, known_regions=["qc", "on"]),
+                      executors={executor.name: executor}, inventory=inventory,
+                      intensity=EmbeddedIntensity(), policy=get_policy("run-now"),
+                      measurement=measurement)  # fmt: skip
+    service.start(clock())
+    try:
+        service.tick(clock.advance(30))
+        service.after_step("reconcile", None, clock())
+        report = read_health(tmp_path / HEALTH_NAME)
+        assert report is not None
+        assert report.device_ids == {"gpu:on/0": "on/0", "gpu:qc/0": "qc/0"}
+        for device_id in ("on/0", "qc/0"):
+            assert report.problems[f"gpu:{device_id}"].startswith(f"declared {device_id} ")
+        detail = _health(tmp_path, clock).detail
+        assert re.search(r"gpu:on/0 \(for \d+ s, since [^)]+\): declared on/0 ", detail)
+        assert re.search(r"gpu:qc/0 \(for \d+ s, since [^)]+\): declared qc/0 ", detail)
+    finally:
+        service.close()
+        measurement.close()
+        ledger.close()

@@ -98,7 +98,7 @@ def test_a_gpu_lost_mid_job_fails_it_and_the_daemon_goes_on(tmp_path: Path) -> N
     [health] = [c for c in run_checks(None, clock(), state_dir=tmp_path) if c.name == "health"]
     assert health.status == "fail"
     assert re.search(
-        r"gpu:1 \(for \d+ s, since [^)]+\): lost: qc/1 \(A100-80GB\): GPU 1", health.detail
+        r"gpu:qc/1 \(for \d+ s, since [^)]+\): lost: qc/1 \(A100-80GB\): GPU 1", health.detail
     )
     # The daemon goes on: the other job keeps running; a new job is not placed on GPU 1,
     # even after a reload rebuilt the inventory.
