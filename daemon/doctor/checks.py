@@ -11,7 +11,7 @@ zone's intensity source, whether an Electricity Maps token is set, never its val
 whether a configured ``signals.cache_dir`` can be written),
 ``metrics`` (the endpoint's port is free, or served by a running carbond),
 ``queue`` (queue file owner and mode, unfinished trailing line, backlog, rejected lines,
-spool files: :mod:`daemon.doctor.spool`),
+spool files: :mod:`daemon.doctor.queue_check`),
 ``wrapper`` (the job wrapper starts under ``python -I``; each ``[executors.local.limits]``
 value within the daemon's hard limit), ``cgroup`` (whether local jobs get cgroups of their
 own: :mod:`daemon.doctor.cgroup`) and ``health`` (the running daemon's
@@ -35,6 +35,7 @@ from typing import Literal
 from daemon.assemble import build_slurm_executor
 from daemon.catalog import gpu_catalog
 from daemon.doctor.cgroup import describe_cgroup
+from daemon.doctor.queue_check import describe_queue
 from daemon.doctor.running_daemon import describe_health
 from daemon.doctor.service import (
     cache_dir_problem,
@@ -44,14 +45,11 @@ from daemon.doctor.service import (
     sbatch_missing,
     sbatch_problem,
 )
-from daemon.doctor.spool import spool_problems
 from daemon.doctor.token_file import token_file_problem
 from daemon.doctor.wrapper import describe_wrapper
 from daemon.errors import DaemonError
 from daemon.inventory import build_inventory
-from daemon.ledger import SCHEMA_VERSION, Ledger, QueueFileRecord
-from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
-from daemon.queue.resume import resume
+from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.settings import (
     ConfigError,
     Settings,
@@ -68,8 +66,6 @@ from policies.errors import PoliciesError
 __all__ = ["Check", "Status", "run_checks"]
 
 Status = Literal["pass", "fail", "skip"]
-_GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
-_GROUP_OR_OTHER_READ = stat.S_IRGRP | stat.S_IROTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,74 +317,7 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
 
 
 def _check_queue(settings: Settings) -> Check:
-    queue = settings.state_dir / QUEUE_NAME
-    try:
-        st = os.lstat(queue)
-    except FileNotFoundError:  # users' spool files may be there already (tmpfiles' queue.d)
-        detail = f"{queue} not created yet (`carbond run` creates it)"
-        if problems := _spool_problems(settings):
-            return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
-        return Check("queue", "pass", detail)
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-        return Check("queue", "fail", f"{queue} is {kind} ({stat.filemode(st.st_mode)}): "
-                     "the daemon does not read it; remove it and restart")  # fmt: skip
-    problems = []
-    if st.st_mode & _GROUP_OR_OTHER_WRITE:
-        problems.append(f"{queue} is group/world-writable ({stat.filemode(st.st_mode)}): its "
-                        "lines cannot be attributed and are rejected")  # fmt: skip
-    if settings.ledger.private and st.st_mode & _GROUP_OR_OTHER_READ:
-        mode = stat.S_IMODE(st.st_mode)
-        problems.append(f"{queue} is readable by other users (mode {mode:04o}), though the "
-                        "ledger is private: every job queued there shows its argv and cwd; "
-                        f"`chmod 600 {queue}` makes it private")  # fmt: skip
-    if st.st_size and _last_byte(queue) != b"\n":
-        problems.append(f"{queue} ends with an unfinished line (left for later)")
-    backlog = "backlog unknown (no ledger yet)"
-    ledger_path = settings.state_dir / LEDGER_NAME
-    if ledger_path.exists():
-        with Ledger.open_readonly(ledger_path) as ledger:
-            record = ledger.queue_files().get(QUEUE_NAME)
-        backlog = f"{st.st_size - _ingested_bytes(queue, record)} byte(s) not ingested yet"
-    problems += _spool_problems(settings)
-    detail = f"{queue}: {st.st_size} bytes, {backlog}, {_count_rejected(settings)} rejected line(s)"
-    if problems:
-        return Check("queue", "fail", f"{detail}; " + "; ".join(problems))
-    return Check("queue", "pass", detail)
-
-
-def _ingested_bytes(queue: Path, record: QueueFileRecord | None) -> int:
-    """How much of ``queue`` the daemon has read, as its ingest decides (``resume``)."""
-    fd = os.open(queue, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        return resume(fd, os.fstat(fd), record).offset
-    finally:
-        os.close(fd)
-
-
-def _last_byte(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        return os.pread(fd, 1, size - 1) if size else b""
-    finally:
-        os.close(fd)
-
-
-def _spool_problems(settings: Settings) -> list[str]:
-    return spool_problems(settings.state_dir / SPOOL_DIR, private=settings.ledger.private)
-
-
-def _count_rejected(settings: Settings) -> int:
-    path = settings.state_dir / REJECTED_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return 0
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        return sum(1 for _ in handle)
+    return Check("queue", *describe_queue(settings))
 
 
 def _check_wrapper(settings: Settings | None) -> Check:

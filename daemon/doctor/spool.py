@@ -16,7 +16,7 @@ from pathlib import Path
 from daemon.queue import SPOOL_DIR
 from daemon.queue.files import spool_name_problem, writable_by_others
 
-__all__ = ["spool_problems"]
+__all__ = ["owner_name", "spool_problems"]
 
 _READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
 SHOWN = 3  # files named one by one; the rest are counted
@@ -78,7 +78,8 @@ def _writable_problem(spool: Path, writable: list[tuple[Path, os.stat_result]]) 
 def _shown(files: list[tuple[Path, os.stat_result]]) -> str:
     """The first :data:`SHOWN` of ``files``, each with its owner and mode, and how many more."""
     shown = ", ".join(
-        f"{SPOOL_DIR}/{path.name} (owner {_owner(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):04o})"
+        f"{SPOOL_DIR}/{path.name} (owner {owner_name(st.st_uid)}, "
+        f"mode {stat.S_IMODE(st.st_mode):04o})"
         for path, st in files[:SHOWN]
     )
     more = len(files) - SHOWN
@@ -106,7 +107,7 @@ def _readable_problem(spool: Path, readable: list[tuple[Path, os.stat_result]]) 
     )
 
 
-def _owner(uid: int) -> str:
+def owner_name(uid: int) -> str:
     """``uid 1000 (alice)``, or ``uid 1000`` with no passwd entry."""
     try:
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"

@@ -145,7 +145,7 @@ def _bad_config(state: Path, config: Path) -> None:
         (_group_writable_logs, "state_dir", "logs is writable by group or others"),
         (_symlinked_queue, "queue", "is a symlink"),
         (_squatted_spool, "queue", "named for uid"),
-        (_group_writable_queue, "queue", "group/world-writable"),
+        (_group_writable_queue, "queue", "writable by other users"),
         (_partial_line, "queue", "unfinished line"),
         (_no_regions, "gpus", "no [[regions]]"),
         (_unknown_policy, "config", "unknown policy 'no-such-policy'"),
