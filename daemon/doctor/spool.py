@@ -1,6 +1,7 @@
 """``carbond doctor``'s ``queue`` line on users' spool files (``queue.d/*.jsonl``): those the
 daemon ignores (planted under another user's name, or not regular files), those other users
-can write (the daemon rejects their lines; their owners must recreate them) and, while
+can write and those with more than one hard link (the daemon rejects their lines; their owners
+must recreate them) and, while
 ``[ledger] private = true``, those other users can read: each holds the argv and cwd of every
 job its owner queued since its last compaction, which the private ledger hides. ``carbond
 submit`` creates them 0600 then, but one made before the ledger was private keeps its mode."""
@@ -14,7 +15,7 @@ import stat
 from pathlib import Path
 
 from daemon.queue import SPOOL_DIR
-from daemon.queue.files import spool_name_problem, writable_by_others
+from daemon.queue.files import hard_linked, spool_name_problem, writable_by_others
 
 __all__ = ["owner_name", "spool_problems"]
 
@@ -24,13 +25,15 @@ SHOWN = 3  # files named one by one; the rest are counted
 
 def spool_problems(spool: Path, *, private: bool) -> list[str]:
     """Spool files the daemon ignores: planted under another user's name, or not files; one
-    problem for those other users can write (:func:`_writable_problem`); and, when
+    problem for those other users can write (:func:`_writable_problem`), one for those with
+    more than one hard link (:func:`_linked_problem`); and, when
     ``private``, one for those it reads that other users can read too, but not write
     (:func:`_readable_problem`). Never follows a symlink."""
     if not spool.is_dir():
         return []
     problems = []
     writable: list[tuple[Path, os.stat_result]] = []
+    linked: list[tuple[Path, os.stat_result]] = []
     readable: list[tuple[Path, os.stat_result]] = []
     for path in sorted(spool.glob("*.jsonl")):
         try:
@@ -44,9 +47,13 @@ def spool_problems(spool: Path, *, private: bool) -> list[str]:
             problems.append(problem)
         elif writable_by_others(st.st_mode):  # to be moved away: a chmod would not do
             writable.append((path, st))
+        elif hard_linked(st):  # the daemon's order: a writable one is named as writable
+            linked.append((path, st))
         elif st.st_mode & _READABLE_BY_OTHERS:
             readable.append((path, st))
     if (found := _writable_problem(spool, writable)) is not None:
+        problems.append(found)
+    if (found := _linked_problem(spool, linked)) is not None:
         problems.append(found)
     if private and (found := _readable_problem(spool, readable)) is not None:
         problems.append(found)
@@ -75,11 +82,33 @@ def _writable_problem(spool: Path, writable: list[tuple[Path, os.stat_result]]) 
     )
 
 
-def _shown(files: list[tuple[Path, os.stat_result]]) -> str:
-    """The first :data:`SHOWN` of ``files``, each with its owner and mode, and how many more."""
+def _linked_problem(spool: Path, linked: list[tuple[Path, os.stat_result]]) -> str | None:
+    """One problem naming the ``linked`` spool files (path and ``lstat``) of ``spool``, each
+    with its owner, mode and link count, with the fix: its owner moves it away and submits
+    again, which creates a new file of one link; None when there are none."""
+    if not linked:
+        return None
+    shown = _shown(linked, links=True)
+    if len(linked) > SHOWN:
+        which = (f" (`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -links +1` "
+                 "lists them, as root)")  # fmt: skip
+    else:
+        which = ""
+    first = shlex.quote(str(linked[0][0]))
+    return (
+        f"{len(linked)} spool file(s) with more than one hard link: {shown}; the daemon "
+        "rejects every line of such a file (its owner cannot vouch for them): its owner moves "
+        f"it away (e.g. `mv {first} ~/old-spool.jsonl`) and "
+        f"submits again, which creates a new file{which}"
+    )
+
+
+def _shown(files: list[tuple[Path, os.stat_result]], *, links: bool = False) -> str:
+    """The first :data:`SHOWN` of ``files``, each with its owner and mode (and, with
+    ``links``, its link count), and how many more."""
     shown = ", ".join(
         f"{SPOOL_DIR}/{path.name} (owner {owner_name(st.st_uid)}, "
-        f"mode {stat.S_IMODE(st.st_mode):04o})"
+        f"mode {stat.S_IMODE(st.st_mode):04o}" + (f", {st.st_nlink} links)" if links else ")")
         for path, st in files[:SHOWN]
     )
     more = len(files) - SHOWN

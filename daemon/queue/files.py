@@ -31,6 +31,7 @@ __all__ = [
     "append_line",
     "append_submission",
     "attribution",
+    "hard_linked",
     "new_job_id",
     "spool_name_problem",
     "state_dir_owner",
@@ -152,12 +153,18 @@ def writable_by_others(mode: int) -> bool:
     return bool(mode & _OTHERS_WRITE)
 
 
+def hard_linked(st: os.stat_result) -> bool:
+    """Whether a queue file (``st``) has more than one hard link: its owner cannot vouch for its
+    lines (:func:`attribution` rejects them): the other name may be anyone's way in to it."""
+    return st.st_nlink > 1
+
+
 def _vouches(st: os.stat_result, uid: int) -> bool:
     return (
         stat.S_ISREG(st.st_mode)
         and st.st_uid == uid
         and not writable_by_others(st.st_mode)
-        and st.st_nlink == 1
+        and not hard_linked(st)
     )
 
 
@@ -360,7 +367,7 @@ def attribution(
             f"{rel} is writable by other users, so its lines cannot be attributed to its "
             "owner; use `carbond submit` or your own queue.d/<uid>.jsonl"
         )
-    if st.st_nlink > 1:
+    if hard_linked(st):
         return f"{rel} has {st.st_nlink} hard links, so its owner cannot vouch for its lines"
     problem = spool_name_problem(rel, st.st_uid)
     if problem is not None:

@@ -134,3 +134,40 @@ def test_the_find_that_makes_many_readable_files_private_leaves_writable_ones(
     assert f"`find {spool} -type f -name '*.jsonl' -perm /044 ! -perm /022 -exec chmod 600" in (
         queue
     )
+
+
+def test_a_spool_file_with_another_hard_link_fails_the_queue_line(tmp_path: Path) -> None:
+    """The daemon rejects every line of a spool file with more than one hard link (its owner
+    cannot vouch for them); until 2026-12-07 doctor's queue line passed such a file."""
+    config, spool = _setup(tmp_path, private=False)
+    path = _spool_file(spool, f"{UID}.jsonl", 0o644)
+    os.link(path, tmp_path / "elsewhere.jsonl")
+
+    code, checks = run_doctor(config)
+
+    queue = checks["queue"]
+    assert code == 1 and queue.startswith("fail: "), queue
+    assert (
+        f"1 spool file(s) with more than one hard link: {SPOOL_DIR}/{UID}.jsonl "
+        f"(owner uid {UID}" in queue
+    ), queue
+    assert "2 links)" in queue, queue
+    assert f"`mv {path} ~/old-spool.jsonl`" in queue and "submits again" in queue, queue
+    (tmp_path / "elsewhere.jsonl").unlink()
+    assert run_doctor(config)[1]["queue"].startswith("pass: ")
+
+
+@pytest.mark.parametrize(("mode", "links"), [(0o644, 1), (0o644, 2), (0o600, 3), (0o666, 2)])
+def test_doctor_names_exactly_the_files_whose_lines_the_daemon_rejects_as_linked(
+    tmp_path: Path, mode: int, links: int
+) -> None:
+    spool = tmp_path / SPOOL_DIR
+    spool.mkdir()
+    path = _spool_file(spool, f"{UID}.jsonl", mode)
+    for n in range(1, links):
+        os.link(path, tmp_path / f"link{n}")
+
+    owner = attribution(f"{SPOOL_DIR}/{path.name}", os.lstat(path))
+    named = any("hard link" in p for p in spool_problems(spool, private=False))
+
+    assert named == (isinstance(owner, str) and "hard links" in owner)
