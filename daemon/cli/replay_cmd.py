@@ -155,7 +155,7 @@ def _replay(args: argparse.Namespace) -> int:
     for slack_s in slacks:
         setup = build_setup(read, slack_s)
         print_notes(setup, shown)
-        label = "ledger" if own else f"slack {slack_s / 3600:g} h"
+        label = "ledger" if own else f"slack {_slack_hours(slack_s)} h"
         solving = [name for name, asked in (("--bound", args.bound), ("--optimum", args.optimum))
                    if asked]  # fmt: skip
         for option in solving:
@@ -257,7 +257,14 @@ def _slack_folder(slack_s: float) -> str:
     """``--out``'s folder for a slack: ``slack_4h``, ``slack_0.5h``, its hours in fixed
     notation with every digit that tells two slacks apart (until 2026-12-07 ``:g``: a slack of
     0.1 s wrote ``slack_2.77778e-05h``, and 1234567 h and 1234568 h shared a folder)."""
-    return f"slack_{np.format_float_positional(slack_s / 3600, trim='-')}h"
+    return f"slack_{_slack_hours(slack_s)}h"
+
+
+def _slack_hours(slack_s: float) -> str:
+    """A slack's hours as ``--out``'s folders and the progress label write them: ``4``,
+    ``0.5``, ``0.00002777777777777778`` (0.1 s), fixed notation with every digit that tells two
+    slacks apart (until 2026-12-07 the label wrote ``:g``, ``2.77778e-05``)."""
+    return str(np.format_float_positional(slack_s / 3600, trim="-"))
 
 
 def _print_sites(rows: Sequence[dict[str, Any]]) -> None:

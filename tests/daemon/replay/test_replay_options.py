@@ -277,3 +277,28 @@ def test_out_names_each_slacks_folder_in_fixed_notation(
     names = [replay_cmd._slack_folder(parse_duration_s(s)) for s in ("4h", "1000000h", "1234567h")]
     assert names == ["slack_4h", "slack_1000000h", "slack_1234567h"]
     assert replay_cmd._slack_folder(parse_duration_s("1234568h")) == "slack_1234568h"
+
+
+def test_the_progress_label_writes_each_slack_as_its_out_folder_does(
+    trace: Path, cluster_file: Path, intensity_files: list[Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The progress bar's label was ``slack {hours:g} h``: ``--slack 0.1s`` showed ``slack
+    2.77778e-05 h`` beside a folder ``slack_0.00002777777777777778h``. Both write the hours
+    with one helper now."""
+    labels: list[str] = []
+    drawn = replay_cmd.progress
+
+    def recording(specs: object, label: str, setup: object) -> object:
+        labels.append(label)
+        return drawn(specs, label, setup)  # type: ignore[arg-type]  # passed through
+
+    monkeypatch.setattr(replay_cmd, "progress", recording)
+    out = tmp_path / "out"
+    argv = ["replay", *input_options(trace, cluster_file, intensity_files), "--days", "0.05",
+            "--policy", "run-now", "--workers", "1", "--slack", "0,30m,0.1s",
+            "--out", str(out), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert labels == ["slack 0 h", "slack 0.5 h", "slack 0.00002777777777777778 h"]
+    folders = sorted(p.name.removeprefix("slack_").removesuffix("h") for p in out.iterdir())
+    assert sorted(label.removeprefix("slack ").removesuffix(" h") for label in labels) == folders
