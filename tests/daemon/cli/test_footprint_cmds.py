@@ -38,12 +38,15 @@ def test_gpus_json_shows_every_field_a_catalog_override_sets(
     from daemon.settings.catalog import GpuOverride
 
     config = tmp_path / "carbond.toml"
-    config.write_text("[catalog.gpus.L4]\ninterconnect_gb_s = 50.0\nint8_tops = 400.0\n")
+    config.write_text("[catalog.gpus.L4]\ninterconnect_gb_s = 50.0\nint8_tops = 400.0\n"
+                      'nvml_names = ["NVIDIA L4 site board"]\n')  # fmt: skip
     code, out, _ = run_cli(capsys, "gpus", "--json", "--config", str(config))
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    missing = [f for f in GpuOverride.model_fields if f not in rows["L4"]]
+    # nvml_names are shown among the GPU's aliases, the names that find it
+    missing = [f for f in GpuOverride.model_fields if f not in rows["L4"] and f != "nvml_names"]
     assert not missing, missing
+    assert "NVIDIA L4 site board" in rows["L4"]["aliases"]
     assert (rows["L4"]["interconnect_gb_s"], rows["L4"]["int8_tops"]) == (50.0, 400.0)
     assert rows["H100-SXM"]["interconnect_gb_s"] > rows["L4"]["interconnect_gb_s"]  # NVLink
 

@@ -66,6 +66,7 @@ def test_a_cancel_creates_the_spool_file_private_when_the_ledger_is(
     job_id, _ = _submit(config, capsys)
     with Ledger.open(spool.parents[1] / "ledger.db") as ledger:  # the daemon reads the job
         assert Queue(spool.parents[1], ledger).ingest(datetime.now(UTC)).accepted == (job_id,)
+    capsys.readouterr()  # the daemon's log (its queue.jsonl, 0664 here, is queue_file_writable)
     spool.unlink()  # its owner removed it since
 
     assert main(["cancel", "--config", str(config), job_id]) == 0
