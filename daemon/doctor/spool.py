@@ -65,41 +65,48 @@ def _writable_problem(spool: Path, writable: list[tuple[Path, os.stat_result]]) 
     :func:`_readable_problem` does, with the fix: each owner moves theirs away and submits
     again (a ``chmod`` back is not one: a descriptor opened meanwhile stays writable, and the
     daemon would read the lines written through it as the owner's); None when there are none."""
-    if not writable:
-        return None
-    shown = _shown(writable)
-    if len(writable) > SHOWN:
-        which = (f" (`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -perm /022` "
-                 "lists them, as root)")  # fmt: skip
-    else:
-        which = ""
-    first = shlex.quote(str(writable[0][0]))
-    return (
-        f"{len(writable)} spool file(s) writable by other users: {shown}; the daemon rejects "
+    return _recreate_problem(
+        spool, writable, "-perm /022", "writable by other users",
         "every line of such a file, and a `chmod` back does not make it safe (whoever opened it "
-        "meanwhile can still write lines read as its owner's): its owner moves it away (e.g. "
-        f"`mv {first} ~/old-spool.jsonl`) and submits again, which creates a new file{which}"
-    )
+        "meanwhile can still write lines read as its owner's): its owner moves it away",
+    )  # fmt: skip
 
 
 def _linked_problem(spool: Path, linked: list[tuple[Path, os.stat_result]]) -> str | None:
     """One problem naming the ``linked`` spool files (path and ``lstat``) of ``spool``, each
     with its owner, mode and link count, with the fix: its owner moves it away and submits
     again, which creates a new file of one link; None when there are none."""
-    if not linked:
+    return _recreate_problem(
+        spool, linked, "-links +1", "with more than one hard link",
+        "every line of such a file (its owner cannot vouch for them): its owner moves it away",
+        links=True,
+    )  # fmt: skip
+
+
+def _recreate_problem(
+    spool: Path,
+    files: list[tuple[Path, os.stat_result]],
+    find_test: str,
+    what: str,
+    rejects: str,
+    *,
+    links: bool = False,
+) -> str | None:
+    """One problem naming ``files`` (the spool files ``what``, found again by ``find``'s
+    ``find_test``), the daemon rejecting ``rejects``, and the fix: each owner moves theirs
+    away and submits again, which creates a new file; None when there are none."""
+    if not files:
         return None
-    shown = _shown(linked, links=True)
-    if len(linked) > SHOWN:
-        which = (f" (`find {shlex.quote(str(spool))} -type f -name '*.jsonl' -links +1` "
+    shown = _shown(files, links=links)
+    if len(files) > SHOWN:
+        which = (f" (`find {shlex.quote(str(spool))} -type f -name '*.jsonl' {find_test}` "
                  "lists them, as root)")  # fmt: skip
     else:
         which = ""
-    first = shlex.quote(str(linked[0][0]))
+    first = shlex.quote(str(files[0][0]))
     return (
-        f"{len(linked)} spool file(s) with more than one hard link: {shown}; the daemon "
-        "rejects every line of such a file (its owner cannot vouch for them): its owner moves "
-        f"it away (e.g. `mv {first} ~/old-spool.jsonl`) and "
-        f"submits again, which creates a new file{which}"
+        f"{len(files)} spool file(s) {what}: {shown}; the daemon rejects {rejects} (e.g. "
+        f"`mv {first} ~/old-spool.jsonl`) and submits again, which creates a new file{which}"
     )
 
 
