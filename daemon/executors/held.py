@@ -26,7 +26,7 @@ from daemon.executors.base import (
 )
 from daemon.executors.errors import LaunchUnconfirmedError
 from daemon.inventory import InventoryGpu
-from daemon.ledger import JobRecord, Ledger, missed_by_run_now
+from daemon.ledger import JobRecord, Ledger
 from daemon.metrics.sink import MetricsSink, NullMetrics
 from daemon.planning import compared_start
 from daemon.run_now_busy import Cut, unstarted_cut
@@ -281,10 +281,8 @@ class HeldJobs:
         latest = ledger.latest_decision(job_id, alternatives=False)
         if latest is None:
             return
-        expected_g, run_now_g = latest.expected_total_g, latest.run_now_total_g
-        stored = ledger.counterfactual(job_id)
-        if stored is not None:
-            run_now_g = stored["total_g"]
-            if missed_by_run_now(ledger.job(job_id).deadline, stored.get("start")):
-                run_now_g = expected_g
+        expected_g = latest.expected_total_g
+        run_now_g = ledger.run_now_claim_g(
+            job_id, ledger.job(job_id).deadline, expected_g, latest.run_now_total_g, None
+        )
         self._metrics.observe_started(latest.policy, expected_g, run_now_g)

@@ -128,6 +128,25 @@ class Accounting(Connection):
         value = self.counterfactual(job_id)
         return None if value is None else value["total_g"]
 
+    def run_now_claim_g(
+        self,
+        job_id: str,
+        deadline: datetime | None,
+        expected_g: float | None,
+        run_now_g: float | None,
+        run_now_start: datetime | None,
+    ) -> float | None:
+        """The run-now grams a started job's saving is claimed against: those of the
+        counterfactual stored at submission (:meth:`counterfactual`; without one ``run_now_g``,
+        its copy starting at ``run_now_start``), but the job's own ``expected_g`` where run-now
+        would have missed its deadline (:func:`missed_by_run_now`): it claims no saving, as its
+        outcome row does."""
+        stored = self.counterfactual(job_id)
+        start: datetime | str | None = run_now_start
+        if stored is not None:
+            run_now_g, start = stored["total_g"], stored.get("start")
+        return expected_g if missed_by_run_now(deadline, start) else run_now_g
+
     def finished_outcomes(
         self,
         since: datetime | None = None,

@@ -24,7 +24,7 @@ import structlog
 from daemon import killpoints
 from daemon.executors.base import CapacityAware
 from daemon.executors.held import HeldJobs
-from daemon.ledger import JobRecord, missed_by_run_now
+from daemon.ledger import JobRecord
 from daemon.metrics.sink import NullMetrics
 from daemon.planning import (
     job_spec,
@@ -282,13 +282,10 @@ def _observe(service: Service, job: JobRecord, decision: Decision) -> None:
         if ledger.start_decisions(job.job_id) > 1 or ledger.ever_running(job.job_id):
             expected_g = run_now_g = None  # counted at its first start (one by its executor)
         else:  # the counterfactual stored at submission
-            stored = service.ledger.counterfactual(job.job_id)
-            if stored is not None:
-                run_now_g, start = stored["total_g"], stored.get("start")
-            else:
-                start = decision.run_now.start if decision.run_now else None
-            if missed_by_run_now(job.deadline, start):
-                run_now_g = expected_g
+            start = decision.run_now.start if decision.run_now else None
+            run_now_g = ledger.run_now_claim_g(
+                job.job_id, job.deadline, expected_g, run_now_g, start
+            )
     service.metrics.observe_decision(decision.policy, decision.action, expected_g, run_now_g)
     if decision.action == "reject":  # failed now, with no run: a final state, as any other
         service.metrics.observe_outcome(job.job_id, "failed", None)
