@@ -6,7 +6,9 @@ NVML is in use), regions that discover them (what NVML finds, or the simulated s
 ``gpu.simulated_gpus`` the daemon falls back to, named as such), and whether local GPUs will
 be metered or their grams estimated. A GPU in MIG mode is named as not schedulable by carbond
 (:func:`daemon.gpu.factory.schedulable`): a discovering region does not get it, and a local
-region that declares it fails the line.
+region that declares it fails the line. A declared GPU is judged as the daemon judges it
+(:func:`daemon.gpu.declared.check_declared`): what the daemon keeps out of planning fails the
+line; a board the catalog lacks, which the daemon plans on as the declared type, is a note.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from daemon.gpu.backend import GpuDevice
+from daemon.gpu.declared import MismatchKind, check_declared, define_board_hint
 from daemon.gpu.errors import NvmlUnavailableError
 from daemon.gpu.nvml import NvmlBackend
 from daemon.settings import RegionSettings, Settings
-from policies.errors import UnknownGpuError
 from policies.footprint import GpuCatalog
 
 __all__ = ["describe_configured_gpus"]
@@ -34,8 +36,9 @@ def describe_configured_gpus(
 ) -> tuple[Status, str]:
     """``(status, detail)`` for the regions' GPUs; ``fail`` when ``gpu.backend = "nvml"`` and
     NVML cannot be used, a local region declares a GPU NVML does not have at that index (or
-    has in MIG mode), or a region that discovers its GPUs would find none (no GPU seen, every
-    GPU in MIG mode, no simulated stand-in).
+    has as another catalog GPU, or in MIG mode), or a region that discovers its GPUs would
+    find none (no GPU seen, every GPU in MIG mode, no simulated stand-in). A declared board
+    the catalog lacks is a note.
 
     ``nvml_module`` stands in for ``pynvml`` (tests).
     """
@@ -79,9 +82,11 @@ def _against_nvml(
     finally:
         nvml.close()
     seen = ", ".join(f"{d.index}: {d.name}{_MIG * bool(d.mig_enabled)}" for d in devices)
-    problems = [p for r in local for p in _mismatches(r, devices, catalog)]
+    judged = [_mismatches(r, devices, catalog) for r in local]
+    problems = [p for found, _ in judged for p in found]
+    notes = [f"note: {n}" for _, found in judged for n in found]
     if problems:
-        return "fail", f"NVML sees {seen or 'no GPU'}; " + "; ".join(problems)
+        return "fail", "; ".join([f"NVML sees {seen or 'no GPU'}", *problems, *notes])
     parts = [f"NVML sees {seen or 'no GPU'}", described + (" (metered by NVML)" if local else "")]
     usable = ", ".join(f"{d.index}: {d.name}" for d in devices if not d.mig_enabled)
     if discovering and not usable:
@@ -90,11 +95,11 @@ def _against_nvml(
         nvml_only = "gpu.backend nvml" if settings.gpu.backend == "nvml" else None
         why = "every GPU in MIG mode" if devices else nvml_only
         if why is not None or not stand_ins:
-            return "fail", "; ".join([*parts, _none_found(discovering, why)])
+            return "fail", "; ".join([*parts, _none_found(discovering, why), *notes])
     if discovering:
         found = usable or f"nothing, so simulated {stand_ins}"
         parts.append(f"{_names(discovering)} discover {found}")
-    return "pass", "; ".join(parts)
+    return "pass", "; ".join([*parts, *notes])
 
 
 def _none_found(discovering: Sequence[RegionSettings], why: str | None = None) -> str:
@@ -134,24 +139,25 @@ def _names(regions: Sequence[RegionSettings]) -> str:
 
 def _mismatches(
     region: RegionSettings, devices: Sequence[GpuDevice], catalog: GpuCatalog
-) -> list[str]:
-    """A declared local GPU that NVML has not at its CUDA index, or has as another type."""
-    by_index = {d.index: d for d in devices}
-    problems = []
+) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` of a local region's declared GPUs against NVML
+    (:func:`daemon.gpu.declared.check_declared`, as the daemon judges them): a GPU NVML has
+    not at its CUDA index, has as another catalog GPU or in MIG mode is a problem; a board the
+    catalog lacks is a note (the daemon plans on it as the declared type)."""
+    problems, notes = [], []
     for index, name in enumerate(region.gpus):
-        device = by_index.get(index)
-        if device is None:
-            problems.append(f"{region.name} declares {name} at index {index}, NVML has none")
+        mismatch = check_declared(index, name, devices, catalog)
+        if mismatch is None:
             continue
-        try:
-            seen = catalog.get(device.name).name
-        except UnknownGpuError:
-            seen = device.name
-        if seen != catalog.get(name).name:
-            problems.append(
-                f"{region.name} declares {name} at index {index}, NVML has {device.name}"
-            )
-        elif device.mig_enabled:
-            problems.append(f"{region.name} declares {name} at index {index}, which is in MIG "
-                            "mode: carbond cannot run jobs on it")  # fmt: skip
-    return problems
+        said = f"{region.name} declares {name} at index {index}"
+        board = mismatch.device.name if mismatch.device is not None else ""
+        if mismatch.kind is MismatchKind.ABSENT:
+            problems.append(f"{said}, NVML has none")
+        elif mismatch.kind is MismatchKind.OTHER_TYPE:
+            problems.append(f"{said}, NVML has {board}")
+        elif mismatch.kind is MismatchKind.MIG:
+            problems.append(f"{said}, which is in MIG mode: carbond cannot run jobs on it")
+        else:
+            notes.append(f"{said}, NVML has {board}, a board the catalog lacks: "
+                         + define_board_hint(mismatch))  # fmt: skip
+    return problems, notes

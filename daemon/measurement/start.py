@@ -12,6 +12,7 @@ import structlog
 
 from daemon.gpu import GpuMonitor
 from daemon.gpu.backend import GpuBackend, GpuDevice
+from daemon.gpu.declared import MismatchKind, check_declared, define_board_hint
 from daemon.gpu.errors import NvmlUnavailableError
 from daemon.gpu.factory import MIG_NOT_SCHEDULABLE, simulated_spec
 from daemon.gpu.nvml import NvmlBackend
@@ -19,7 +20,6 @@ from daemon.gpu.simulated import SimulatedGpuBackend
 from daemon.inventory import InventoryGpu
 from daemon.measurement.jobs import JobMeasurement
 from daemon.settings import Settings
-from policies.errors import UnknownGpuError
 from policies.footprint.gpus import GpuCatalog
 
 __all__ = ["declared_unusable", "start_measurement"]
@@ -101,35 +101,35 @@ def declared_unusable(
     local: Sequence[InventoryGpu], devices: Sequence[GpuDevice], catalog: GpuCatalog
 ) -> dict[str, str]:
     """Device id -> why, of each local GPU a region declares that NVML cannot run its jobs
-    on: none at its index (never there, or lost or unpowered before this start: skipped at
-    discovery), one in MIG mode (its index in ``CUDA_VISIBLE_DEVICES`` reaches no MIG
-    instance), or one the catalog knows as another GPU (the planner would fit and price jobs
-    on the declared one). Each is logged (``gpu_declared_unusable``); the service keeps it out
-    of planning as it does a lost GPU. A board the catalog does not know is not second-guessed.
+    on (:func:`daemon.gpu.declared.check_declared`, as ``carbond doctor`` judges it): none at
+    its index (never there, or lost or unpowered before this start: skipped at discovery), one
+    the catalog knows as another GPU (the planner would fit and price jobs on the declared
+    one), or one in MIG mode (its index in ``CUDA_VISIBLE_DEVICES`` reaches no MIG instance).
+    Each is logged (``gpu_declared_unusable``); the service keeps it out of planning as it does
+    a lost GPU. A board the catalog lacks is planned on as the declared type, logged
+    (``gpu_declared_not_in_catalog``, a warning naming how to define it).
     """
-    by_index = {d.index: d for d in devices}
     refused: dict[str, str] = {}
     for gpu in local:
         declared = f"declared {gpu.device_id} ({gpu.device.gpu.name})"
-        device = by_index.get(gpu.index)
-        if device is None:
+        mismatch = check_declared(gpu.index, gpu.device.gpu.name, devices, catalog)
+        if mismatch is None:
+            continue
+        device = mismatch.device
+        board = device.name if device is not None else ""
+        if mismatch.kind is MismatchKind.ABSENT:
             why = f"NVML has no GPU at index {gpu.index}"
-        elif device.mig_enabled:
+        elif mismatch.kind is MismatchKind.OTHER_TYPE:
+            why = f"NVML has {board} ({mismatch.seen_type}) at index {gpu.index}"
+        elif mismatch.kind is MismatchKind.MIG:
             why = f"NVML has GPU {gpu.index} in MIG mode: {MIG_NOT_SCHEDULABLE}"
-        elif (seen := _catalog_name(device.name, catalog)) not in (None, gpu.device.gpu.name):
-            why = f"NVML has {device.name} ({seen}) at index {gpu.index}"
         else:
+            log.warning("gpu_declared_not_in_catalog", device_id=gpu.device_id, gpu=gpu.index,
+                        name=board, reason=f"{declared}: NVML has {board}, a board the catalog "
+                        f"lacks, at index {gpu.index}: {define_board_hint(mismatch)}")  # fmt: skip
             continue
         refused[gpu.device_id] = f"{declared}: {why}; not planned on"
         log.error("gpu_declared_unusable", device_id=gpu.device_id, gpu=gpu.index,
                   uuid=device.uuid if device is not None else None,
                   reason=refused[gpu.device_id])  # fmt: skip
     return refused
-
-
-def _catalog_name(board: str, catalog: GpuCatalog) -> str | None:
-    """The catalog's name of NVML board ``board`` (None: not in the catalog)."""
-    try:
-        return catalog.get(board).name
-    except UnknownGpuError:
-        return None
