@@ -77,6 +77,7 @@ class SignalChain:
         self.max_history_gap_s = max_history_gap_s
         self.rescore_every_s = rescore_every_s
         self._zones: dict[str, ZoneState] = {}
+        self._paused_until: datetime | None = None  # the provider rate-limited us until then
 
     # -- state ---------------------------------------------------------------------------
     def _state(self, zone: str) -> ZoneState:
@@ -110,7 +111,8 @@ class SignalChain:
         Per zone: ``latest`` every time; the last 24 h only when the history has a hole of
         more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
         is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
-        ``FORECAST_BACKOFF_S``: :mod:`forecasts.refresh`). Never raises for a provider
+        ``FORECAST_BACKOFF_S``: :mod:`forecasts.refresh`); after a 429, no call for any zone
+        until its ``Retry-After`` is over (at most an hour). Never raises for a provider
         failure: the outcome per zone is ``"ok"`` or the messages of the calls that failed,
         joined with ``"; "`` (also in :meth:`problems`, with the calls deliberately not made).
         """
@@ -120,6 +122,13 @@ class SignalChain:
             state.problems = []
             if self._provider is None:
                 outcome[zone] = "no provider configured"
+                continue
+            if self._paused_until is not None and now < self._paused_until:
+                until = self._paused_until.isoformat()
+                state.problems.append(
+                    f"provider: rate limited (HTTP 429): not called until {until}"
+                )
+                outcome[zone] = state.problems[-1]
                 continue
             live = refresh_live(
                 self._provider,
@@ -131,9 +140,11 @@ class SignalChain:
                 max_history_gap_s=self.max_history_gap_s,
             )
             failed = [] if live == "ok" else [live]
-            forecast = refresh_forecast(self._provider, self._cache, zone, state, now)
-            if forecast is not None:
-                failed.append(forecast)
+            if state.paused_until is None:  # a 429 on latest: not /forecast as well
+                forecast = refresh_forecast(self._provider, self._cache, zone, state, now)
+                if forecast is not None:
+                    failed.append(forecast)
+            self._paused_until, state.paused_until = state.paused_until, None
             outcome[zone] = "; ".join(failed) or "ok"
         return outcome
 

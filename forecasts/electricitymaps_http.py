@@ -5,10 +5,12 @@ payloads are).
 
 Every request has explicit (connect, read) timeouts. Timeouts, connection failures, 429 and 5xx
 are retried up to ``max_retries`` times with exponential backoff; a 429's ``Retry-After`` is
-honoured (capped at ``max_backoff_s``). ``requests``' read timeout bounds each wait on the
-socket, not the body: a server sending a byte every few seconds would hold the caller (the
-daemon's tick) indefinitely, so the whole body must also arrive within ``read_timeout_s`` of
-the headers (else it is retried like a timeout), and may be at most ``MAX_BODY_BYTES`` long.
+honoured: waited for when at most ``max_backoff_s``, else not retried (the
+:class:`~forecasts.errors.RateLimitedError` carries it, for the caller to wait).
+``requests``' read timeout bounds each wait on the socket, not the body: a server sending a
+byte every few seconds would hold the caller (the daemon's tick) indefinitely, so the whole
+body must also arrive within ``read_timeout_s`` of the headers (else it is retried like a
+timeout), and may be at most ``MAX_BODY_BYTES`` long.
 401/403, unknown zones, non-JSON and oversized bodies are not retried. Errors are the
 :class:`~forecasts.errors.ProviderError` subclasses; no message contains the token or any
 header or body the server sent (a hostile server could echo the token there).
@@ -134,6 +136,8 @@ class ElectricityMapsHttp:
             if not isinstance(outcome, _Retry):
                 return outcome
             retry = outcome
+            if _refused_until_later(retry, self._max_backoff_s):
+                break
         raise retry.error
 
     def _headers(self) -> Mapping[str, str]:
@@ -250,6 +254,14 @@ class _Retry:
 
     error: ProviderError
     wait_s: float | None
+
+
+def _refused_until_later(retry: _Retry, max_backoff_s: float) -> bool:
+    """A 429 whose ``Retry-After`` is longer than the backoff cap: a retry sooner is one the
+    server said it would refuse (until 2026-12-07 each was made after the cap, holding the
+    caller ``max_retries`` times the cap)."""
+    limited = isinstance(retry.error, RateLimitedError)
+    return limited and retry.wait_s is not None and retry.wait_s > max_backoff_s
 
 
 def _close(response: requests.Response) -> None:

@@ -5,7 +5,9 @@ What is fetched and when: ``latest`` every time; the last 24 h only when the his
 hole of more than :data:`HISTORY_REFETCH_S` before now; the provider's forecast when the
 stored one is older than :data:`FORECAST_REFETCH_S` (and, after a 401/403/404 there, not again
 for :data:`FORECAST_BACKOFF_S`). Provider data whose newest point cannot be about now
-(:func:`misdated`) is ignored. Failures are recorded in the zone's ``problems``, never raised.
+(:func:`misdated`) is ignored. Failures are recorded in the zone's ``problems``, never raised;
+a 429 sets the zone's ``paused_until`` (:data:`RATE_LIMIT_PAUSE_S`, or the ``Retry-After``
+up to :data:`MAX_RATE_LIMIT_PAUSE_S`), until which the chain calls the provider no more.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from forecasts.cache import SeriesCache
-from forecasts.errors import ForecastsError, ProviderAuthError, ProviderError, ProviderZoneError
+from forecasts.errors import (
+    ForecastsError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderZoneError,
+    RateLimitedError,
+)
 from forecasts.readings import IntensityProvider
 from forecasts.series import IntensitySeries, SignalKind
 from forecasts.zone_state import ZoneState
@@ -24,6 +32,8 @@ __all__ = [
     "FORECAST_REFETCH_S",
     "HISTORY_REFETCH_S",
     "HOUR_S",
+    "MAX_RATE_LIMIT_PAUSE_S",
+    "RATE_LIMIT_PAUSE_S",
     "misdated",
     "refresh_forecast",
     "refresh_live",
@@ -34,6 +44,16 @@ HOUR_S: Final = 3600
 HISTORY_REFETCH_S: Final = 2 * 3600  # fetch /history when the newest known point is older
 FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hourly
 FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
+RATE_LIMIT_PAUSE_S: Final = 60.0  # no provider call this long after a 429 without Retry-After
+MAX_RATE_LIMIT_PAUSE_S: Final = 3600.0  # a longer Retry-After (a far date) is not waited out
+
+
+def _note_rate_limit(state: ZoneState, error: ForecastsError, now: datetime) -> None:
+    """A 429 (after the client's retries): no provider call until its ``Retry-After`` (at
+    most :data:`MAX_RATE_LIMIT_PAUSE_S`) is over; the chain reads ``state.paused_until``."""
+    if isinstance(error, RateLimitedError):
+        wait_s = RATE_LIMIT_PAUSE_S if error.retry_after_s is None else error.retry_after_s
+        state.paused_until = now + timedelta(seconds=min(MAX_RATE_LIMIT_PAUSE_S, wait_s))
 
 
 def remember(cache: SeriesCache | None, state: ZoneState, series: IntensitySeries) -> None:
@@ -65,6 +85,7 @@ def refresh_live(
         reading = provider.latest(zone)
     except ProviderError as e:
         state.live = None
+        _note_rate_limit(state, e, now)
         state.problems.append(f"live: {e}")
         return state.problems[-1]
     why = misdated(reading.at, now, max_history_gap_s)
@@ -93,6 +114,7 @@ def refresh_live(
             else:
                 state.problems.append(f"history: history for {zone}: {why}; ignored")
         except ForecastsError as e:
+            _note_rate_limit(state, e, now)
             state.problems.append(f"history: {e}")
     remember(cache, state, point)
     return "ok"
@@ -133,6 +155,7 @@ def refresh_forecast(
         state.problems.append(f"provider forecast: {e}")
         return state.problems[-1]
     except ForecastsError as e:
+        _note_rate_limit(state, e, now)
         state.problems.append(f"provider forecast: {e}")
         return state.problems[-1]
     state.forecast_failed = False

@@ -15,6 +15,7 @@ from forecasts import (
     ProviderAuthError,
     ProviderReading,
     ProviderServerError,
+    RateLimitedError,
     SeriesCache,
     SignalChain,
     SignalKind,
@@ -191,6 +192,36 @@ def test_refresh_is_polite_to_the_provider() -> None:
     assert any("provider forecast: not retried" in p for p in chain.problems("de"))
     chain.refresh(["DE"], NOW + timedelta(hours=7))
     assert provider.calls.count("forecast") == 2
+
+
+def test_a_rate_limited_provider_is_not_called_until_its_retry_after() -> None:
+    """A 429 with ``Retry-After: 600``: until 2026-12-07 the same refresh went on to
+    ``/forecast`` and every other zone, and the next refresh (5 min later) asked again."""
+
+    @dataclass
+    class RateLimited(FakeProvider):
+        limited: bool = True
+
+        def latest(self, zone: str) -> ProviderReading:
+            if self.limited:
+                self.calls.append("latest")
+                raise RateLimitedError("latest for DE: HTTP 429 rate limited", 600.0)
+            return super().latest(zone)
+
+    provider = RateLimited(has_forecast=True)
+    chain = SignalChain(provider=provider)
+    first = chain.refresh(["DE", "FR"], NOW)
+    assert provider.calls == ["latest"]
+    assert first["FR"].startswith("provider: rate limited (HTTP 429): not called until ")
+    later = NOW + timedelta(minutes=5)
+    chain.refresh(["DE"], later)
+    assert provider.calls == ["latest"]
+    assert any("not called until 2024-03-01T12:30:00" in p for p in chain.problems("DE"))
+    assert chain.current("DE", later).rung != "live"
+    provider.limited = False
+    chain.refresh(["DE"], NOW + timedelta(minutes=10))
+    assert provider.calls == ["latest", "latest", "history", "forecast"]
+    assert chain.current("DE", NOW + timedelta(minutes=10)).rung == "live"
 
 
 def test_provider_forecast_is_used_and_labelled() -> None:

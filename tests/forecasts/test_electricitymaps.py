@@ -142,6 +142,28 @@ def test_rate_limit_exhausted(client: ElectricityMapsClient, sleeps: list[float]
 
 
 @responses.activate
+def test_a_rate_limit_longer_than_the_backoff_cap_is_not_retried_early(
+    sleeps: list[float],
+) -> None:
+    """A 429 asking for 3600 s: until 2026-12-07 the client slept its 30 s cap and asked again
+    (a request the server had said it would refuse), each retry, holding the caller."""
+    client = ElectricityMapsClient(
+        requests.Session(),
+        base_url=BASE,
+        token=TOKEN,
+        max_retries=3,
+        max_backoff_s=30.0,
+        sleep=sleeps.append,
+    )
+    url = f"{BASE}/carbon-intensity/latest"
+    responses.get(url, status=429, headers={"Retry-After": "3600"})
+    with pytest.raises(RateLimitedError) as caught:
+        client.latest("DE")
+    assert caught.value.retry_after_s == 3600.0
+    assert len(responses.calls) == 1 and sleeps == []
+
+
+@responses.activate
 def test_server_errors_back_off_exponentially(
     client: ElectricityMapsClient, sleeps: list[float]
 ) -> None:
