@@ -244,7 +244,8 @@ def read_rows(
     bad: BadRows,
     others: set[str] | None = None,
 ) -> tuple[_Format, dict[str, TraceRows], TimeNotes]:
-    """The rows of ``zones`` (all where None) by zone, the times noted (offset or naive) by
+    """The rows of ``zones`` (all where None) by zone (its rows in any case, keyed as first
+    spelt), the times noted (offset or naive) by
     zone with their first line and count, bad rows to ``bad``, and the zones of the rows left
     out by ``zones`` added to ``others`` (for an error naming what the file has).
     """
@@ -252,6 +253,7 @@ def read_rows(
     wanted = {z.lower() for z in zones} if zones else None
     rows: dict[str, TraceRows] = {}
     notes: TimeNotes = {}
+    spelt: dict[str, str] = {}  # a zone's rows in any case are one zone, spelt as first seen
     with _open_text(path) as handle:
         reader = csv.reader(handle)
         try:
@@ -292,6 +294,7 @@ def read_rows(
                 except TraceFormatError as error:  # this row only: the others are kept
                     bad.add(error, zone or None)
                     continue
+                zone = spelt.setdefault(zone.lower(), zone)  # until 2026-12-07 one per case
                 _note(notes, zone, note, line)
                 bucket = rows.setdefault(zone, TraceRows())
                 bucket.secs.append(secs)

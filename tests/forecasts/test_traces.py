@@ -265,3 +265,18 @@ def test_offset_and_naive_notes_name_zone_first_line_and_count(tmp_path: Path) -
     counts = {(i.zone, i.kind): (i.line, i.count) for i in read_trace(path).issues}
     assert counts[("AA", "non_utc_offset")] == (6, 2)
     assert counts[("BB", "non_utc_offset")] == (3, 1)
+
+
+def test_a_zone_spelt_in_two_cases_is_one_zone(tmp_path: Path) -> None:
+    """Rows of ``DE`` then ``de``: until 2026-12-07 two series, of which the chain (zones
+    are upper case there) kept one, so ``carbond intensity --zone DE --trace`` lost the
+    other's hours with no note."""
+    path = _write(
+        tmp_path,
+        "case.csv",
+        "datetime,zone,carbon_intensity_g_per_kwh\n"
+        "2024-01-01T00:00Z,DE,100\n2024-01-01T01:00Z,de,101\n2024-01-01T02:00Z,De,102\n",
+    )
+    result = read_trace(path)
+    assert list(result.series) == ["DE"]
+    assert list(result.zone("de").values_g_per_kwh) == [100.0, 101.0, 102.0]
