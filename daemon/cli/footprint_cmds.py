@@ -240,6 +240,7 @@ def _estimate_payload(
         "input_tokens": work.input_tokens,
         "output_tokens": work.output_tokens,
         "requests": work.request_count,
+        "batch_in_flight": est.batch_in_flight,
         "fits": est.fits,
         "reason": est.reason or None,
         "memory_required_gb": round(est.memory_required_gb, 3),
@@ -290,9 +291,12 @@ def _estimate_payload(
 
 
 def _print_estimate(p: dict[str, Any]) -> None:
+    batch = f"batch {p['batch_size']}"
+    if p["fits"] and p["batch_in_flight"] < min(p["batch_size"], p["requests"]):
+        batch += f" ({p['batch_in_flight']} in flight)"  # the engine queues the others
     title = (
         f"{p['model']} on {p['gpu']} x{p['gpus']} ({p['runtime']}, {p['precision']}), "
-        f"batch {p['batch_size']}, {counted(p['requests'], 'request')} of {p['input_tokens']} -> "
+        f"{batch}, {counted(p['requests'], 'request')} of {p['input_tokens']} -> "
         f"{p['output_tokens']} tokens"
     )
     if not p["fits"]:

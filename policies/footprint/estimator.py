@@ -45,7 +45,9 @@ class Estimate:
     ``reason`` says why). Energy counts every GPU the job holds. ``prefill_s`` and
     ``prefill_energy_j`` are the prompt passes of all batches (each yields a batch's first
     token), ``decode_s`` and ``decode_energy_j`` the other ``output_tokens - 1`` steps; the two
-    energies add up to ``energy_j``.
+    energies add up to ``energy_j``. ``batch_in_flight`` is how many requests run at once: the
+    batch (at most the job's requests), or on a continuous-batching engine those whose KV cache
+    it admits (0 when not even one fits); ``memory_required_gb`` is what they take per GPU.
     """
 
     model: str
@@ -65,6 +67,7 @@ class Estimate:
     batch_latency_s: float
     prefill_energy_j: float
     decode_energy_j: float
+    batch_in_flight: int
 
     @property
     def mean_power_w(self) -> float:
@@ -262,7 +265,8 @@ def estimate(
         (prefill_s, decode_s, latency_s), (energy_j, prefill_j, decode_j) = times, joules
         return Estimate(model.name, gpu.name, runtime.name, workload, workload.tensor_parallel,
                         fits, reason, required, available, prefill_s + decode_s, energy_j,
-                        prefill_s, decode_s, batches, latency_s, prefill_j, decode_j)  # fmt: skip
+                        prefill_s, decode_s, batches, latency_s, prefill_j, decode_j,
+                        batch)  # fmt: skip
 
     if required > available:
         reason = (

@@ -43,6 +43,7 @@ from policies.footprint.workload import Workload
 __all__ = [
     "SteadyState",
     "admitted_batch",
+    "admitted_memory_gb",
     "estimate_continuous",
     "kv_capacity_tokens",
     "steady_state",
@@ -175,14 +176,18 @@ def estimate_continuous(
     have output tokens divided by the admitted concurrency. ``batch_latency_s`` is one
     request's latency (its ``n_out`` steps), ``batches`` the number of request waves. It does
     not fit only when the weights and one request's KV cache do not (``memory_required_gb``
-    is then that one request's need).
+    is then that one request's need; else the admitted requests' as admission counts it,
+    :func:`admitted_memory_gb`, within the GPU's usable memory).
 
     Raises:
         InvalidWorkloadError: a workload field is out of range.
     """
     workload.validate()
     batch = admitted_batch(model, gpu, runtime, workload)
-    required = memory_required_gb(model, runtime, workload, max(1, batch))
+    if batch < 1:
+        required = memory_required_gb(model, runtime, workload, 1)
+    else:
+        required = admitted_memory_gb(model, runtime, workload, batch)
     available = gpu.memory_gb * runtime.usable_memory_fraction
     waves = math.ceil(workload.request_count / max(1, batch))
     g = workload.tensor_parallel
@@ -197,7 +202,7 @@ def estimate_continuous(
         energy_j, prefill_j, decode_j = energy  # the total as computed, not the phases' sum
         return Estimate(model.name, gpu.name, runtime.name, workload, g, fits, reason, required,
                         available, prefill_s + decode_s, energy_j, prefill_s,
-                        decode_s, waves, latency_s, prefill_j, decode_j)  # fmt: skip
+                        decode_s, waves, latency_s, prefill_j, decode_j, batch)  # fmt: skip
 
     if batch < 1:
         reason = (
@@ -229,6 +234,18 @@ def admitted_batch(
     per_request = workload.input_tokens + workload.output_tokens / 2.0
     fits = int(kv_capacity_tokens(model, gpu, runtime, workload) // per_request)
     return max(0, min(workload.batch_size, workload.request_count, fits))
+
+
+def admitted_memory_gb(
+    model: ModelSpec, runtime: RuntimeProfile, workload: Workload, batch: int
+) -> float:
+    """Memory per GPU, in GB, that ``batch`` admitted requests take as :func:`admitted_batch`
+    counts it: the weights, the runtime's reserve and each request's prompt and half its
+    output of KV cache. At most the GPU's usable memory for the admitted batch."""
+    g = workload.tensor_parallel
+    per_request = workload.input_tokens + workload.output_tokens / 2.0
+    kv = batch * per_request * model.kv_bytes_per_token("fp16") / g
+    return (model.weight_bytes(workload.precision) / g + kv) / _GB + runtime.memory_reserve_gb
 
 
 def _with_batch(workload: Workload, batch: int) -> Workload:

@@ -61,3 +61,33 @@ def test_a_model_whose_weights_do_not_fit_still_does_not() -> None:
     estimate = estimate_interval(big, DEFAULT_GPU_CATALOG.get("T4"), VLLM, _workload(8)).estimate
     assert not estimate.fits
     assert "one request" in estimate.reason
+
+
+@pytest.mark.parametrize(("gpu", "batch"), [("V100", 512), ("H100-SXM", 691), ("A10", 64)])
+def test_a_fitting_estimate_says_the_memory_it_takes_within_what_the_gpu_offers(
+    gpu: str, batch: int
+) -> None:
+    """`carbond estimate --runtime vllm` printed "fits": true beside a memory_required_gb
+    above memory_available_gb (Llama 3.1 8B on a V100 at batch 512: 37.1 GB of 28.8): the
+    figure was the whole admitted batch's KV cache at full length plus logits, while the
+    engine admits requests by their mean KV need. The figure a fitting estimate reports is the
+    admission's, and the concurrency admitted is stated."""
+    spec = DEFAULT_GPU_CATALOG.get(gpu)
+    workload = Workload(batch_size=batch, input_tokens=250, output_tokens=250, requests=batch)
+    estimate = estimate_interval(MODEL, spec, VLLM, workload).estimate
+    assert estimate.fits, estimate.reason
+    admitted = admitted_batch(MODEL, spec, calibrated(VLLM, spec)[0], workload)
+    assert estimate.batch_in_flight == admitted
+    assert estimate.memory_required_gb <= estimate.memory_available_gb
+    # weights + reserve + the admitted requests' mean KV (prompt and half the output)
+    weights_gb = MODEL.weight_bytes("fp16") / 1e9
+    kv_gb = admitted * (250 + 125) * MODEL.kv_bytes_per_token("fp16") / 1e9
+    reserve_gb = calibrated(VLLM, spec)[0].memory_reserve_gb
+    assert estimate.memory_required_gb == pytest.approx(weights_gb + kv_gb + reserve_gb)
+
+
+def test_a_static_batch_estimate_runs_its_whole_batch_in_flight() -> None:
+    hf = get_runtime("hf-eager")
+    workload = Workload(batch_size=8, input_tokens=128, output_tokens=150, requests=20)
+    estimate = estimate_interval(MODEL, H100, hf, workload).estimate
+    assert estimate.batch_in_flight == 8
