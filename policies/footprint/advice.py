@@ -19,6 +19,9 @@ choice of that factor.
 Weight-only int8/int4 quantisation shrinks the weights read per step and the memory they take;
 compute still runs at the 16-bit rate. Its effect on output quality is not modelled: the advice
 says so.
+
+vLLM refuses bf16 below compute capability 8.0 (Turing, Volta) and tells the user to serve
+fp16 instead: on those GPUs a bf16 candidate is scored, and named, as fp16.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ DEFAULT_BATCH_SIZES: Final = (1, 4, 16, 32, 64, 128, 256, 512)
 DEFAULT_PRECISIONS: Final = ("bf16", "int8", "int4")
 _TP_OPTIONS: Final = (1, 2, 4, 8)
 _SIXTEEN_BIT: Final = frozenset({"bf16", "fp16"})
+_NO_BF16: Final = frozenset({"Turing", "Volta"})  # compute capability below 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,13 @@ def _score(
     return out
 
 
+def _served(gpu: GpuSpec, precision: str) -> str:
+    """The precision vLLM serves ``precision`` at on ``gpu``: fp16 for bf16 where the GPU has
+    no bf16 (vLLM refuses it and says to use fp16), else ``precision`` (lower case)."""
+    lowered = precision.lower()
+    return "fp16" if lowered == "bf16" and gpu.architecture in _NO_BF16 else lowered
+
+
 def _describe(c: Candidate, factor: str) -> str:
     return {
         "batching": f"batch {c.batch_size}",
@@ -251,9 +262,9 @@ def advise(
     scored: set[tuple[str, str, int, int]] = set()
     rejected_memory = 0
     for gpu in {gpu.name: gpu for gpu in gpus}.values():  # T4 and tesla-t4 are one GPU type
-        for precision in precisions:
+        for precision in dict.fromkeys(_served(gpu, asked) for asked in precisions):
             for batch in batch_sizes:
-                wl = Workload(batch, input_tokens, output_tokens, None, precision.lower(), 1)
+                wl = Workload(batch, input_tokens, output_tokens, None, precision, 1)
                 wl.validate()
                 fitted = _fits(model, gpu, runtime, wl)
                 if not fitted:

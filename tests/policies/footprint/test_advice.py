@@ -152,3 +152,41 @@ def test_a_gpu_named_twice_is_swept_once() -> None:
 def test_needs_gpus_and_zones() -> None:
     with pytest.raises(InvalidWorkloadError):
         advise(LLAMA8, [], ZONES, VLLM)
+
+
+@pytest.mark.parametrize("gpu", ["T4", "V100"])
+def test_bf16_is_served_as_fp16_on_a_gpu_vllm_runs_no_bf16_on(gpu: str) -> None:
+    """vLLM refuses bf16 below compute capability 8.0 ("Bfloat16 is only supported on GPUs
+    with compute capability of at least 8.0 ... use float16 instead"), yet `carbond advise
+    --gpus t4` recommended "T4 x1, bf16" (priced at the fp32 rate of eager bf16 on Turing).
+    On Turing and Volta the 16-bit candidate is fp16, the one vLLM runs, priced as such."""
+    spec = DEFAULT_GPU_CATALOG.get(gpu)
+    llama1 = DEFAULT_MODEL_CATALOG.get("llama-3.2-1b")
+    advice = advise(llama1, [spec], {"CA-QC": 31.0}, VLLM, batch_sizes=(1, 4),
+                    precisions=("bf16",))  # fmt: skip
+    assert advice.best is not None
+    ranked = [advice.best, *advice.runners_up]
+    assert {c.precision for c in ranked} == {"fp16"}
+    fp16 = advise(llama1, [spec], {"CA-QC": 31.0}, VLLM, batch_sizes=(1, 4),
+                  precisions=("fp16",))  # fmt: skip
+    assert fp16.best == advice.best
+    # asking for both scores each configuration once
+    both = advise(llama1, [spec], {"CA-QC": 31.0}, VLLM, batch_sizes=(1, 4),
+                  precisions=("bf16", "fp16"))  # fmt: skip
+    assert both.candidates == fp16.candidates == 2
+
+
+def test_bf16_stays_bf16_where_the_gpu_has_it() -> None:
+    a100 = DEFAULT_GPU_CATALOG.get("A100-40GB")
+    advice = advise(LLAMA8, [a100], {"CA-QC": 31.0}, VLLM, batch_sizes=(4,),
+                    precisions=("bf16",))  # fmt: skip
+    assert advice.best is not None and advice.best.precision == "bf16"
+
+
+def test_bf16_and_fp16_that_do_not_fit_count_once() -> None:
+    t4 = DEFAULT_GPU_CATALOG.get("T4")
+    one = advise(LLAMA70, [t4], {"CA-QC": 31.0}, VLLM, batch_sizes=(1,), precisions=("fp16",))
+    both = advise(LLAMA70, [t4], {"CA-QC": 31.0}, VLLM, batch_sizes=(1,),
+                  precisions=("bf16", "fp16"))  # fmt: skip
+    assert one.best is None and one.rejected_memory == 1
+    assert both.rejected_memory == 1
