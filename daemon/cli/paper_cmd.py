@@ -12,6 +12,7 @@ from typing import Any
 from daemon.catalog import gpu_catalog
 from daemon.cli.context import add_common_options, settings_from
 from daemon.cli.output import print_json, print_table, writable
+from daemon.cli.workload_flags import flags_named
 from daemon.errors import DaemonError
 from daemon.reports.paper import cell_rows, plot_figure1, plot_figure4, takeaways
 from daemon.reports.paper_phases import (
@@ -73,7 +74,9 @@ def register(subparsers: Any) -> None:
 def _paper(args: argparse.Namespace) -> int:
     catalog = DEFAULT_GPU_CATALOG  # the paper's GPUs (its Table 1), whatever the site says
     notes = _setup_notes(gpu_catalog(settings_from(args)))  # a bad config still fails here
-    cells = list(characterise(precision=args.precision, gpu_catalog=catalog))
+    precision = None if args.precision is None else args.precision.lower()  # as estimate's
+    with flags_named({"precision": "--precision"}):
+        cells = list(characterise(precision=precision, gpu_catalog=catalog))
     phases = phase_cells(cells, gpu_catalog=catalog)
     targets = _figure_targets(args.out)  # after bad input (--precision) fails, before drawing
     found = takeaways(cells) + phase_takeaways(phases)
