@@ -3,8 +3,8 @@
 :func:`advise` sweeps batch size (requests in flight), weight precision, GPU type and grid zone;
 for each GPU and precision it takes the fewest tensor-parallel GPUs (1, 2, 4, 8; only those the
 model's attention heads split over) that hold the weights, at the batch whose KV cache fits
-there (the engine queues the other requests), and the fewest whose memory holds the whole
-batch's KV cache. Every candidate is scored per 1000 output tokens (SCI functional unit):
+there (the engine queues the other requests), and the fewest whose KV cache admits the whole
+batch. Every candidate is scored per 1000 output tokens (SCI functional unit):
 operational grams ``E * CI * PUE`` plus the embodied grams of the GPU time (:mod:`.accounting`),
 with energy and step time from the calibrated continuous-batching model (:mod:`.serving`,
 :mod:`.calibration`). Candidates whose per-request latency (``n_out`` steps) exceeds the bound
@@ -33,7 +33,6 @@ from typing import Final
 from policies.errors import InvalidWorkloadError
 from policies.footprint.accounting import embodied_g, operational_g
 from policies.footprint.calibration import band_for, calibrated
-from policies.footprint.estimator import memory_required_gb
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.runtimes import RuntimeProfile
@@ -117,9 +116,8 @@ def _fits(
     the model's heads split over, :meth:`.ModelSpec.splits_over`) that hold the weights and at
     least one request, at the batch the engine admits there
     (:func:`.serving.admitted_batch`: vLLM queues the rest, as the validation runs measured);
-    and, when that caps the batch, also the fewest GPUs whose memory holds the whole batch's KV
-    cache. Empty when nothing fits."""
-    available = gpu.memory_gb * runtime.usable_memory_fraction
+    and, when that caps the batch, also the fewest GPUs whose KV cache admits the whole batch
+    (by the same rule, as `carbond estimate` runs it). Empty when nothing fits."""
     options = [tp for tp in _TP_OPTIONS if model.splits_over(tp)]
     out: list[Workload] = []
     for tp in options:
@@ -131,7 +129,7 @@ def _fits(
     if out and out[0].batch_size < workload.batch_size:
         for tp in options:
             candidate = replace(workload, tensor_parallel=tp)
-            if memory_required_gb(model, runtime, candidate, workload.batch_size) <= available:
+            if admitted_batch(model, gpu, runtime, candidate) >= workload.batch_size:
                 out.append(candidate)
                 break
     return out

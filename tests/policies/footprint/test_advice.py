@@ -190,3 +190,21 @@ def test_bf16_and_fp16_that_do_not_fit_count_once() -> None:
                   precisions=("bf16", "fp16"))  # fmt: skip
     assert one.best is None and one.rejected_memory == 1
     assert both.rejected_memory == 1
+
+
+def test_the_fewest_gpus_that_admit_the_whole_batch_are_scored() -> None:
+    """Llama 3.1 70B int4 on T4s at batch 512: four T4s admit 165 requests, eight admit all
+    512 (as `carbond estimate --gpus 8` runs it: 0.0826 g per 1k tokens in DE), but advise
+    asked eight T4s to hold every request's full-length KV cache and logits (17.8 GB of
+    14.4), so it never scored them and recommended four T4s at 0.0836 g."""
+    t4 = DEFAULT_GPU_CATALOG.get("T4")
+    advice = advise(LLAMA70, [t4], {"DE": 367.0}, VLLM, batch_sizes=(512,),
+                    precisions=("int4",), runners_up=5)  # fmt: skip
+    ranked = [advice.best, *advice.runners_up]
+    assert [(c.gpus, c.batch_size) for c in ranked if c is not None] == [(8, 512), (4, 165)]
+    eight = Workload(batch_size=512, input_tokens=250, output_tokens=250, precision="int4",
+                     tensor_parallel=8)  # fmt: skip
+    est = estimate_interval(LLAMA70, t4, VLLM, eight).estimate
+    grams = footprint(est.energy_j, est.duration_s, 367.0, t4.embodied_g, gpus=8)
+    assert advice.best is not None
+    assert advice.best.total_per_1k_tokens_g == pytest.approx(grams.total_g / 128.0)
