@@ -91,7 +91,8 @@ def test_a_node_reserved_for_others_is_named_unavailable_once_and_available_afte
     """n1 reserved for the other user is unavailable to a region that asks no reservation,
     named so once (``slurm_node_unavailable``, state ``IDLE+RESERVED``, as a drained node is),
     and ``slurm_node_available`` once the reservation is deleted; not named for a region
-    whose jobs go into the reservation (until 2026-12-07 no event named it at all)."""
+    whose jobs go into the reservation (until 2026-12-07 no event named it at all, then
+    not whose reservation it was)."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
     plain = SlurmExecutor({"qc": Target("alpha")}, runner=SubprocessRunner(), known_gpus=["T4"])
     into = {"qc": Target("alpha", sbatch_options=(f"--reservation={reserved_n1}",))}
@@ -113,6 +114,10 @@ def test_a_node_reserved_for_others_is_named_unavailable_once_and_available_afte
     assert said == [
         ("slurm_node_unavailable", "n1", "IDLE+RESERVED", ["qc"]),
         ("slurm_node_available", "n1", "IDLE", ["qc"]),
+    ]
+    # And whose reservation it is (scontrol show node does not say; show reservation does).
+    assert next(e["reservations"] for e in logs if e["event"] == "slurm_node_unavailable") == [
+        reserved_n1
     ]
 
 

@@ -368,6 +368,12 @@ def partitions_argv(scontrol: str, cluster: str | None) -> list[str]:
     return [scontrol, *where, "--all", "--oneliner", "show", "partition"]
 
 
+def reservations_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show reservation`` one reservation per line (``--oneliner``)."""
+    where = [f"--clusters={cluster}"] if cluster else []
+    return [scontrol, *where, "--oneliner", "show", "reservation"]
+
+
 def ping_argv(scontrol: str, cluster: str | None) -> list[str]:
     """``scontrol ping``: whether the controller answers (one connection attempt, no retries:
     milliseconds when its port refuses, where any other command retries for about 9 s)."""

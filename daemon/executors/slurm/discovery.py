@@ -209,7 +209,7 @@ class SlurmDiscovery:
             names = {n.name for n in nodes if partition in n.partitions}
             for name in sorted(names | set(layout.nodes if layout is not None else ())):
                 of[name].append(region)
-        said = self._notes.nodes
+        said, booked = self._notes.nodes, _Booked(self._q, cluster)
         for key in [k for k in said if k[0] == cluster and k[1] not in of]:
             del said[key]  # no region's node any more (a reload)
         for name, regions_of in sorted(of.items()):
@@ -225,8 +225,9 @@ class SlurmDiscovery:
             elif said.get(key) != bad:
                 said[key] = bad
                 state, reason = ("+".join(node.state), node.reason) if node else (bad[0], "")
+                whose = booked.of(name) if bad == ("RESERVED",) else []
                 log.warning("slurm_node_unavailable", cluster=cluster, node=name, state=state,
-                            reason=reason, regions=its)  # fmt: skip
+                            reason=reason, regions=its, reservations=whose)  # fmt: skip
 
     def _name_odd_running(self, cluster: str | None, rows: Sequence[RunningRow]) -> None:
         """Log once while it lasts each job carbond did not submit whose running row squeue
@@ -241,6 +242,28 @@ class SlurmDiscovery:
                 log.warning("slurm_running_unreadable", cluster=cluster, slurm_id=slurm_id,
                             fields=list(fields))  # fmt: skip
         self._notes.running_odd[cluster] = set(odd)
+
+
+class _Booked:
+    """The active reservations of a cluster's nodes, asked of Slurm (``scontrol show
+    reservation``) once per round, and only in a round that names a node reserved: the
+    node's state (``IDLE+RESERVED``) does not say whose reservation keeps it."""
+
+    def __init__(self, queries: SlurmQueries, cluster: str | None) -> None:
+        self._q, self._cluster = queries, cluster
+        self._read: dict[str, tuple[str, ...]] | None = None
+        self._asked = False
+
+    def of(self, node: str) -> list[str] | None:
+        """The names of ``node``'s active reservations; None when Slurm's answer could not
+        be had or read (the node is named all the same; asked once a round all the same)."""
+        if not self._asked:
+            self._asked = True
+            try:
+                self._read = self._q.reservations(self._cluster)
+            except ExecutorError as exc:
+                log.warning("slurm_reservations_unread", cluster=self._cluster, error=str(exc))
+        return None if self._read is None else list(self._read.get(node, ()))
 
 
 def _into_reservation(target: cmd.Target) -> bool:

@@ -45,6 +45,7 @@ __all__ = [
     "gpu_count",
     "parse_nodes",
     "parse_partitions",
+    "parse_reservations",
     "parse_running",
     "parse_sbatch",
     "parse_squeue",
@@ -287,6 +288,26 @@ def parse_partitions(stdout: str) -> dict[str, str]:
             raise SlurmOutputError(f"scontrol show partition: no PartitionName in {line!r}")
         states[pairs["PartitionName"]] = pairs.get("State", "")
     return states
+
+
+def parse_reservations(stdout: str) -> dict[str, tuple[str, ...]]:
+    """Each node's active reservations (``State=ACTIVE``; its ``Nodes`` host list expanded)
+    from ``scontrol --oneliner show reservation``; ``No reservations in the system``: none.
+
+    Raises:
+        SlurmOutputError: a reservation line without ``ReservationName``, or its host list
+            unreadable.
+    """
+    found: dict[str, list[str]] = {}
+    for line in data_lines(stdout):
+        if not (pairs := _pairs(line)) and line.startswith("No reservations"):
+            continue
+        if "ReservationName" not in pairs:
+            raise SlurmOutputError(f"scontrol show reservation: no ReservationName in {line!r}")
+        if pairs.get("State") == "ACTIVE":
+            for node in expand_hostlist(pairs.get("Nodes", "")):
+                found.setdefault(node, []).append(pairs["ReservationName"])
+    return {node: tuple(names) for node, names in found.items()}
 
 
 def gpu_count(text: str, gres: str = "gpu") -> int:

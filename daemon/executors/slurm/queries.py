@@ -30,6 +30,7 @@ from daemon.executors.slurm.parse import (
     by_id,
     parse_nodes,
     parse_partitions,
+    parse_reservations,
     parse_running,
     parse_squeue,
 )
@@ -97,6 +98,11 @@ class SlurmQueries:
         """``scontrol show partition`` of ``cluster``: each partition's state (``UP``, ...)."""
         argv = cmd.partitions_argv(self.tool("scontrol"), cluster)
         return parse_partitions(self.ok(argv).stdout)
+
+    def reservations(self, cluster: str | None) -> dict[str, tuple[str, ...]]:
+        """``scontrol show reservation`` of ``cluster``: each node's active reservations."""
+        argv = cmd.reservations_argv(self.tool("scontrol"), cluster)
+        return parse_reservations(self.ok(argv).stdout)
 
     def running(self, target: cmd.Target) -> list[RunningRow]:
         """The jobs running in ``target``'s partition, with the GRES they hold."""

@@ -72,6 +72,9 @@ class FakeSlurm:
         .replace("State=DOWN", "State=UP")
     )  # fmt: skip
     running_beta: str = ""
+    # scontrol show reservation: none (as Slurm 22.05 prints it on the local cluster)
+    reservations: str = "No reservations in the system\n"
+    reservations_error: str = ""  # its stderr, exit 1, where not empty
     running_alpha: str = ""  # squeue of partition alpha's running jobs (tres-per-node, ...)
     ran: tuple[str, str] = ("2026-12-04T21:00:01", "2026-12-04T21:00:05")  # sacct Start, End
 
@@ -99,7 +102,10 @@ class FakeSlurm:
         if handler is not None:
             return handler(argv, opts)
         if "show" in argv:
-            return CommandResult(0, self.partitions if "partition" in argv else self.nodes, "")
+            shown = {"partition": self.partitions, "reservation": self.reservations}
+            text = next((t for k, t in shown.items() if k in argv), self.nodes)
+            failed = "reservation" in argv and self.reservations_error
+            return CommandResult(1, "", failed) if failed else CommandResult(0, text, "")
         if "hold" in argv or "release" in argv:
             return self._hold(argv[-1], release="release" in argv)
         assert "update" in argv, f"unexpected command {argv}"

@@ -18,6 +18,18 @@ STATES = RECORDED / "states"
 DRAINING = (STATES / "scontrol_show_node_draining.txt").read_text()  # n1 MIXED+DRAIN
 DRAINED = (STATES / "scontrol_show_node_drained.txt").read_text()  # n1 IDLE+DRAIN, n2 DOWN
 DOWN = (STATES / "scontrol_show_node_down.txt").read_text()  # n1 MIXED+DRAIN, n2 DOWN
+# scontrol --oneliner show reservation of one active reservation on n1 and one to come on
+# n[1-2] (as Slurm 22.05 printed them on the local cluster, names and times changed)
+RESERVATIONS = (
+    "ReservationName=carbond-ops StartTime=2026-12-04T20:55:00 EndTime=2026-12-04T21:05:00 "
+    "Duration=00:10:00 Nodes=n1 NodeCnt=1 CoreCnt=8 Features=(null) PartitionName=(null) "
+    "Flags=SPEC_NODES TRES=cpu=8 Users=carbond-slurm-other Groups=(null) Accounts=(null) "
+    "Licenses=(null) State=ACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)\n"
+    "ReservationName=later StartTime=2026-12-05T21:00:00 EndTime=2026-12-05T22:00:00 "
+    "Duration=01:00:00 Nodes=n[1-2] NodeCnt=2 CoreCnt=16 Features=(null) PartitionName=(null) "
+    "Flags=MAINT,SPEC_NODES TRES=cpu=16 Users=root Groups=(null) Accounts=(null) "
+    "Licenses=(null) State=INACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)\n"
+)
 
 
 def _devices() -> list[Device]:
@@ -110,6 +122,7 @@ def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_
     up = slurm.nodes
     reserved = _reserved_n1(up)
     assert [n.state for n in parse_nodes(reserved)] == [("IDLE", "RESERVED"), ("MIXED",)]
+    slurm.reservations = RESERVATIONS
     with capture_logs() as logs:
         rounds = []
         for text in (up, reserved, reserved, up):
@@ -117,8 +130,9 @@ def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_
             rounds.append([d.available for d in executor.available(_devices(), T0)])
     said = [(e["event"], e["node"], e.get("state"), e.get("reason"), e.get("regions"))
             for e in logs if e["event"].startswith("slurm_node_")]  # fmt: skip
+    asked = [c for c in slurm.calls if "reservation" in c]
     if not named:
-        assert rounds == [[True] * 4] * 4 and said == []
+        assert rounds == [[True] * 4] * 4 and said == [] and asked == []
         return
     assert rounds == [[True] * 4, [False, False, True, True], [False, False, True, True],
                       [True] * 4]  # fmt: skip
@@ -126,3 +140,23 @@ def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_
         ("slurm_node_unavailable", "n1", "IDLE+RESERVED", _reason(reserved, "n1"), named),
         ("slurm_node_available", "n1", "IDLE", None, named),
     ]
+    # Whose reservation keeps it is named too, asked once: for the change, not every round.
+    unavailable = next(e for e in logs if e["event"] == "slurm_node_unavailable")
+    assert unavailable["reservations"] == ["carbond-ops"]
+    assert asked == [("scontrol", "--oneliner", "show", "reservation")]
+
+
+def test_a_reserved_node_whose_reservations_cannot_be_read_is_named_all_the_same() -> None:
+    """``scontrol show reservation`` failing leaves the reservation unknown (None, and
+    ``slurm_reservations_unread``); the node is named unavailable as before."""
+    slurm = FakeSlurm()
+    executor = slurm_executor(slurm)
+    slurm.reservations_error = "scontrol: error: Socket timed out\n"
+    slurm.nodes = _reserved_n1(slurm.nodes)
+    with capture_logs() as logs:
+        assert [d.available for d in executor.available(_devices(), T0)] == [
+            False, False, True, True]  # fmt: skip
+    said = [(e["event"], e.get("node"), e.get("reservations")) for e in logs
+            if e["event"] in {"slurm_node_unavailable", "slurm_reservations_unread"}]  # fmt: skip
+    assert said == [("slurm_reservations_unread", None, None),
+                    ("slurm_node_unavailable", "n1", None)]  # fmt: skip
