@@ -11,7 +11,7 @@ from daemon.executors.base import EndedUnstarted, ExitStatus, RunHandle
 from daemon.executors.slurm.acct import AcctRow, energy_j, row_of, rows_of
 from daemon.executors.slurm.states import ended_status, is_ended
 
-__all__ = ["ended", "ended_unstarted", "ran_before", "unrecorded"]
+__all__ = ["ended", "ended_unstarted", "ran_before", "started_at", "unrecorded"]
 
 _NO_NODE = "None assigned"  # sacct's NodeList of a job that never got a node
 _WHEN = {True: "the poll's time", False: "the first poll that found it ended"}
@@ -136,6 +136,13 @@ def _started(slurm_id: str, acct: list[AcctRow]) -> list[AcctRow]:
     runs = [r for r in acct if r.slurm_id == slurm_id and not r.step and not r.lost
             and r.start is not None and r.nodes not in ("", _NO_NODE)]  # fmt: skip
     return sorted(runs, key=lambda r: -r.run)
+
+
+def started_at(slurm_id: str, acct: list[AcctRow]) -> datetime | None:
+    """When Slurm started the latest run of ``slurm_id`` it started (a node and a start on
+    its job row), from its sacct rows; None when it never ran (or sacct has no row yet)."""
+    runs = _started(slurm_id, acct)
+    return runs[-1].start if runs else None
 
 
 def _ran(run: AcctRow) -> str:

@@ -16,7 +16,8 @@ from daemon.executors.base import EndedUnstarted, ExitStatus, Held, NotStarted, 
 from daemon.executors.errors import AnswerUnreadableError, EndNotRecordedError, ExecutorError
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, row_of
-from daemon.executors.slurm.ends import ended_unstarted, ran_before
+from daemon.executors.slurm.ends import ended_unstarted, ran_before, started_at
+from daemon.executors.slurm.owners import refusal
 from daemon.executors.slurm.parse import QueueRow
 from daemon.executors.slurm.queries import Token, known
 from daemon.executors.slurm.reading import SlurmReading
@@ -38,6 +39,7 @@ class SlurmWatching(SlurmReading):
     _run: Runner
     _tool: Callable[[str], str]
     _pending_grace_s: float
+    _allow_root: bool
     _by_name: set[str]  # jobs cancelled by name (token unreadable): ended once squeue has none
 
     def _find(
@@ -76,7 +78,12 @@ class SlurmWatching(SlurmReading):
         """Of the held jobs ``held``, those Slurm ended before they started (a ``scancel`` of
         the pending job), read between plans: one ``squeue`` per cluster, and ``sacct`` of the
         jobs it no longer shows waiting. A job whose end sacct has not recorded yet (it lags
-        squeue by about half a second; slurmdbd down) is left for the next call."""
+        squeue by about half a second; slurmdbd down) is left for the next call. And those
+        Slurm started on its own before carbond released them (their owner moved the start,
+        ``scontrol update StartTime=now``; their begin came between two rounds), answered
+        :class:`Held` with their start: until 2026-12-07 they stayed ``planned`` in carbond,
+        running or even ended in Slurm, until their planned start's release round. One
+        carbond now refuses (root's) is left to the hand-over, which cancels it."""
         self._reach.at(now)
         out: dict[str, EndedUnstarted | Held] = {}
         for stale in set(self._notes.begins) - {h.job_id for h in held}:  # released, withdrawn
@@ -85,7 +92,11 @@ class SlurmWatching(SlurmReading):
         for cluster, items in self._by_cluster(held).items():
             queue = self._queue(cluster, [t.slurm_id for _, t in items])
             for handle, token in items:
-                self._begin_moved(cluster, handle.job_id, queue.get(token.slurm_id), now)
+                row = queue.get(token.slurm_id)
+                self._begin_moved(cluster, handle.job_id, row, now)
+                if row is not None and not row.lost and row.state not in WAITING \
+                        and not is_ended(row.state) and self._may_run(handle):  # fmt: skip
+                    out[handle.job_id] = Held(token.encode(), row.start or now)
             gone = [(h, t) for h, t in items
                     if t.slurm_id not in queue or is_ended(queue[t.slurm_id].state)]  # fmt: skip
             acct = self._acct(cluster, [t.slurm_id for _, t in gone])
@@ -94,7 +105,13 @@ class SlurmWatching(SlurmReading):
                     out[handle.job_id] = self._refused_unstarted(cluster, token.slurm_id, end)
                     self._own_gpus.forget(cluster, token.slurm_id)
                     self._notes.sacct_odd.discard((cluster, token.slurm_id))
+                elif (at := started_at(token.slurm_id, acct)) and self._may_run(handle):
+                    out[handle.job_id] = Held(token.encode(), at)  # its end: the next poll's
         return out
+
+    def _may_run(self, handle: RunHandle) -> bool:
+        """Whether carbond would run ``handle``'s job now (not root's while refused)."""
+        return refusal(handle.job_id, handle.uid, self._allow_root) is None
 
     def _ended_unstarted(
         self, current: Token, row: QueueRow | None, uid: int | None, now: datetime
