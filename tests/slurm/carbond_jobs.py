@@ -26,6 +26,7 @@ import pytest
 from daemon.assemble import Daemon, build_daemon
 from daemon.intensity.providers import IntensityReading, ZoneSeries
 from daemon.ledger import Ledger
+from daemon.metrics.sink import MetricsSink
 from daemon.settings import RegionSettings, Settings, SlurmRegionSettings
 from tests.slurm.cluster import SlurmCluster
 
@@ -188,6 +189,19 @@ class MovableForecast:
 def service(
     tmp_path: Path, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Daemon, MovableForecast]]:
+    daemon, forecast = build_service(tmp_path, slurm_cluster, monkeypatch)
+    yield daemon, forecast
+    daemon.close()
+
+
+def build_service(
+    tmp_path: Path,
+    slurm_cluster: SlurmCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    metrics: MetricsSink | None = None,
+) -> tuple[Daemon, MovableForecast]:
+    """The service in-process on the real Slurm (regions qc and pace), started; counting in
+    ``metrics`` where given (the sink ``carbond run`` gives it, its registry readable)."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
     settled(slurm_cluster)
     regions = tuple(
@@ -207,10 +221,9 @@ def service(
         executors={"slurm": {"pending_grace_s": 60, "accounting_timeout_s": 2}},
     )
     forecast = MovableForecast({"CA-QC": 100.0, "US-NW-PACE": 600.0})
-    daemon = build_daemon(settings, intensity=forecast)
+    daemon = build_daemon(settings, intensity=forecast, metrics=metrics)
     daemon.service.start(datetime.now(UTC))
-    yield daemon, forecast
-    daemon.close()
+    return daemon, forecast
 
 
 def tick(daemon: Daemon) -> None:
