@@ -42,7 +42,10 @@ def _weighted_sum(values: list[float], step_s: int, offset_s: float, duration_s:
 
 
 @given(
-    st.lists(_VALUES, min_size=1, max_size=60),
+    st.one_of(  # both sides of how the values' finiteness is checked (placement._surely_finite)
+        st.lists(_VALUES, min_size=1, max_size=60),
+        st.lists(_VALUES, min_size=120, max_size=200),
+    ),
     st.sampled_from([900, 1800, 3600]),
     _OFFSETS_S,
     _DURATIONS_S,
