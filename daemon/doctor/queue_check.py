@@ -1,12 +1,16 @@
 """``carbond doctor``'s ``queue`` line: the main queue file (``queue.jsonl``: not a regular
-file, writable or, with ``[ledger] private = true``, readable by other users, an unfinished
-last line), its backlog, the rejected lines, and users' spool files (:mod:`.spool`).
+file, writable by other users, hard-linked or, with ``[ledger] private = true``, readable by
+other users, an unfinished last line), its backlog, the rejected lines, and users' spool files
+(:mod:`.spool`).
 
 The main queue file belongs to the state dir's owner, the daemon's uid: ``carbond run``
 creates it at start, and that uid's ``carbond submit`` appends to it. One other users can
-write is judged by the daemon's own rule (:func:`daemon.queue.files.writable_by_others`), and
-its fix is to recreate it, never a ``chmod``: a descriptor opened while it was writable stays
-writable, and lines written through it would be read as its owner's."""
+write, or one with more than one hard link, is judged by the daemon's own rules
+(:func:`daemon.queue.files.writable_by_others`, :func:`daemon.queue.files.hard_linked`: the
+daemon rejects every line of it), and its fix is to recreate it, never a ``chmod``: a
+descriptor opened while it was writable stays writable, and lines written through it would be
+read as its owner's; the other name of a linked one may be in a directory only its maker can
+see."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from typing import Literal
 from daemon.doctor.spool import owner_name, spool_problems
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
-from daemon.queue.files import writable_by_others
+from daemon.queue.files import hard_linked, writable_by_others
 from daemon.queue.resume import resume
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
@@ -65,20 +69,24 @@ def describe_queue(settings: Settings) -> tuple[Status, str]:
 
 
 def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> list[str]:
-    """What is wrong with the mode of ``queue`` (``st`` its ``lstat``): writable by other users
-    (recreate it: a new file, 0600 while the ledger is private, makes it private too), else,
+    """What is wrong with ``queue`` (``st`` its ``lstat``), in the daemon's order: writable by
+    other users, else more than one hard link (both: recreate it, :func:`_recreate_fix`), else,
     when ``private``, readable by them (a ``chmod 600`` does)."""
     mode = stat.S_IMODE(st.st_mode)
+    owner = f"owner {owner_name(st.st_uid)}, mode {mode:04o}"
     if writable_by_others(st.st_mode):
-        quoted = shlex.quote(str(queue))
         return [
-            f"{queue} is writable by other users (owner {owner_name(st.st_uid)}, mode "
-            f"{mode:04o}): the daemon rejects every line it reads from it, and a `chmod` back "
-            "does not make it safe (whoever opened it meanwhile can still write lines read as "
-            "its owner's): the daemon stopped, its owner moves it away (e.g. "
-            f"`mv {quoted} ~/old-queue.jsonl`) and starts the daemon: `carbond run` creates a "
-            f"new one (mode {'0600' if private else '0644'}); lines of it not yet read go with "
-            "it, to be submitted again"
+            f"{queue} is writable by other users ({owner}): the daemon rejects every line it "
+            "reads from it, and a `chmod` back does not make it safe (whoever opened it "
+            "meanwhile can still write lines read as its owner's): "
+            + _recreate_fix(queue, private=private)
+        ]
+    if hard_linked(st):
+        return [
+            f"{queue} has {st.st_nlink} hard links ({owner}): the daemon rejects every line it "
+            "reads from it (its owner cannot vouch for them: another name, perhaps in a "
+            "directory of another user's, may be anyone's way in to it): "
+            + _recreate_fix(queue, private=private)
         ]
     if private and st.st_mode & _READABLE_BY_OTHERS:
         return [
@@ -87,6 +95,17 @@ def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> li
             f"`chmod 600 {shlex.quote(str(queue))}` makes it private"
         ]
     return []
+
+
+def _recreate_fix(queue: Path, *, private: bool) -> str:
+    """The fix for a main queue the daemon rejects every line of: a new file, which ``carbond
+    run`` creates (0600 while the ledger is private, which makes it private too)."""
+    return (
+        f"the daemon stopped, its owner moves it away (e.g. `mv {shlex.quote(str(queue))} "
+        "~/old-queue.jsonl`) and starts the daemon: `carbond run` creates a new one (mode "
+        f"{'0600' if private else '0644'}); lines of it not yet read go with it, to be "
+        "submitted again"
+    )
 
 
 def _ingested_bytes(queue: Path, record: QueueFileRecord | None) -> int:

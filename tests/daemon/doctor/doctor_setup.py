@@ -1,5 +1,6 @@
 """Helpers for the ``carbond doctor`` tests: a healthy setup to break (``healthy_setup``, its
-config template ``CONFIG``) and doctor's checks run in-process (``run_doctor``)."""
+config template ``CONFIG``), what ``carbond run`` does to the queue at its start
+(``start_daemon``) and doctor's checks run in-process (``run_doctor``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from daemon.doctor.checks import run_checks
 from daemon.ledger import Ledger
 from daemon.queue.ingest import Queue
+from daemon.settings import load_settings
 
 CONFIG = """
 state_dir = "{state}"
@@ -32,6 +34,14 @@ def healthy_setup(tmp_path: Path, policy: str = "run-now") -> tuple[Path, Path]:
     config = tmp_path / "carbond.toml"
     config.write_text(CONFIG.format(state=state, policy=policy))
     return state, config
+
+
+def start_daemon(config: Path) -> None:
+    """What ``carbond run --config config`` does to the queue at its start (creates a missing
+    ``queue.jsonl``, 0600 with a private ledger)."""
+    settings = load_settings(config)
+    with Ledger.open(settings.state_dir / "ledger.db") as ledger:
+        Queue.from_settings(settings, ledger).prepare()
 
 
 def run_doctor(config: Path) -> tuple[int, dict[str, str]]:

@@ -14,13 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ledger import Ledger
 from daemon.queue import QUEUE_NAME
 from daemon.queue.files import attribution
-from daemon.queue.ingest import Queue
-from daemon.settings import load_settings
 from tests.daemon.cli.private_config import write_config
-from tests.daemon.doctor.doctor_setup import run_doctor
+from tests.daemon.doctor.doctor_setup import run_doctor, start_daemon
 
 
 @pytest.fixture(autouse=True)
@@ -30,19 +27,12 @@ def _usual_umask() -> Iterator[None]:
     os.umask(old)
 
 
-def _start_daemon(config: Path) -> None:
-    """What ``carbond run`` does to the queue at its start (creates a missing ``queue.jsonl``)."""
-    settings = load_settings(config)
-    with Ledger.open(settings.state_dir / "ledger.db") as ledger:
-        Queue.from_settings(settings, ledger).prepare()
-
-
 @pytest.mark.parametrize("private", [False, True])
 def test_a_writable_main_queue_is_to_be_recreated_not_chmoded(
     tmp_path: Path, private: bool
 ) -> None:
     config = write_config(tmp_path, tmp_path / "state", private)
-    _start_daemon(config)
+    start_daemon(config)
     queue = tmp_path / "state" / QUEUE_NAME
     queue.write_text('{"model": "llama-1b", "argv": ["/bin/true"]}\n')
     queue.chmod(0o666)
@@ -59,7 +49,7 @@ def test_a_writable_main_queue_is_to_be_recreated_not_chmoded(
     assert "lines of it not yet read go with it" in line, line
 
     queue.rename(tmp_path / "old-queue.jsonl")  # the fix it names
-    _start_daemon(config)
+    start_daemon(config)
     assert run_doctor(config)[1]["queue"].startswith("pass: ")
 
 
@@ -70,7 +60,7 @@ def test_doctor_calls_the_main_queue_writable_exactly_when_the_daemon_does(
     tmp_path: Path, mode: int
 ) -> None:
     config = write_config(tmp_path, tmp_path / "state", private=False)
-    _start_daemon(config)
+    start_daemon(config)
     queue = tmp_path / "state" / QUEUE_NAME
     queue.chmod(mode)
 
