@@ -13,11 +13,10 @@ from typing import Any
 
 from daemon.cli.output import note
 from daemon.queue import append_submission
+from daemon.queue.files import readable_by_others
 from daemon.settings import Settings
 
 __all__ = ["append_own_line"]
-
-_READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
 
 
 def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
@@ -32,7 +31,7 @@ def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
             mode = stat.S_IMODE(os.stat(target).st_mode)
         except OSError:  # compacted away meanwhile: the new file keeps the old one's mode
             return target
-        if mode & _READABLE_BY_OTHERS:
+        if readable_by_others(mode):
             note(
                 f"{target} is readable by other users (mode {mode:04o}), though this carbond "
                 f"keeps its ledger private: your queued jobs' argv and cwd show there; "

@@ -23,7 +23,7 @@ from typing import Literal
 from daemon.doctor.spool import owner_name, spool_problems
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
-from daemon.queue.files import hard_linked, writable_by_others
+from daemon.queue.files import hard_linked, readable_by_others, writable_by_others
 from daemon.queue.resume import resume
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
@@ -31,7 +31,6 @@ from daemon.statedir import LEDGER_NAME
 __all__ = ["describe_queue"]
 
 Status = Literal["pass", "fail", "skip"]
-_READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
 
 
 def describe_queue(settings: Settings) -> tuple[Status, str]:
@@ -88,7 +87,7 @@ def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> li
             "directory of another user's, may be anyone's way in to it): "
             + _recreate_fix(queue, private=private)
         ]
-    if private and st.st_mode & _READABLE_BY_OTHERS:
+    if private and readable_by_others(st.st_mode):
         return [
             f"{queue} is readable by other users (mode {mode:04o}), though the ledger is "
             "private: every job queued there shows its argv and cwd; "

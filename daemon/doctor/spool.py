@@ -15,11 +15,15 @@ import stat
 from pathlib import Path
 
 from daemon.queue import SPOOL_DIR
-from daemon.queue.files import hard_linked, spool_name_problem, writable_by_others
+from daemon.queue.files import (
+    hard_linked,
+    readable_by_others,
+    spool_name_problem,
+    writable_by_others,
+)
 
 __all__ = ["owner_name", "spool_problems"]
 
-_READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
 SHOWN = 3  # files named one by one; the rest are counted
 
 
@@ -49,7 +53,7 @@ def spool_problems(spool: Path, *, private: bool) -> list[str]:
             writable.append((path, st))
         elif hard_linked(st):  # the daemon's order: a writable one is named as writable
             linked.append((path, st))
-        elif st.st_mode & _READABLE_BY_OTHERS:
+        elif readable_by_others(st.st_mode):
             readable.append((path, st))
     if (found := _writable_problem(spool, writable)) is not None:
         problems.append(found)

@@ -33,6 +33,7 @@ __all__ = [
     "attribution",
     "hard_linked",
     "new_job_id",
+    "readable_by_others",
     "spool_name_problem",
     "state_dir_owner",
     "submit_target",
@@ -45,6 +46,7 @@ SPOOL_DIR = "queue.d"
 RETIRED_DIR = "queue.retired"
 REJECTED_NAME = "rejected.jsonl"
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
 _SPOOL_NAME = re.compile(r"^(\d{1,10})(?:\.[0-9a-f]{1,32})?\.jsonl$")
 FALLBACK_NAMES = 16  # fixed names after <uid>.jsonl: another user must plant them all
 
@@ -151,6 +153,15 @@ def writable_by_others(mode: int) -> bool:
     lines cannot be attributed to its owner (:func:`attribution` rejects them), and a ``chmod``
     back does not vouch for them either (a descriptor opened meanwhile stays writable)."""
     return bool(mode & _OTHERS_WRITE)
+
+
+def readable_by_others(mode: int) -> bool:
+    """Whether a queue file of ``mode`` (``st_mode``) is readable by its group or others: with
+    ``[ledger] private = true`` every job queued there shows its argv and cwd, which the
+    private ledger hides (``carbond submit`` notes it, ``carbond doctor`` names it). Not
+    whether *every* user may read it (``S_IROTH`` alone), which decides whether a rejected
+    line's text is copied into the world-readable ``rejected.jsonl``."""
+    return bool(mode & _OTHERS_READ)
 
 
 def hard_linked(st: os.stat_result) -> bool:

@@ -57,6 +57,7 @@ def write_rejections(
     """
     if not rejections:
         return
+    # every user, not readable_by_others: a group-readable file is not for every user
     if source is not None and not source.st_mode & stat.S_IROTH:
         rejections = [{**r, "line": None} for r in rejections]
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections).encode()
