@@ -1,11 +1,16 @@
 """Property-based fuzzing of the queue-line parser and of ingestion (issue 13's harness).
 
 - ``parse_line`` returns a request or raises :class:`InvalidLineError`, whatever the bytes; an
-  accepted request survives the trip through the ledger's JSON.
+  accepted request survives the trip through the ledger's JSON; a job-shaped object it refuses
+  is refused naming a field. Lines are read against a site catalog with a type of its own
+  (``[catalog.gpus.L40]``), and values include ``cwd``, deadlines with offsets, and text with
+  lone surrogates (JSON escapes) beside other Unicode.
 - Ingestion: good lines interleaved with anything else, appended in arbitrary pieces across
   passes, in the main queue and a spool file, with a small line limit and small reads: every
   good line is ingested exactly once, every other non-blank line is rejected exactly once,
-  nothing raises, and the offsets end at the end of each file.
+  nothing raises, the offsets end at the end of each file, and each rejected line's record
+  in ``rejected.jsonl`` names its file and line number. Good lines name the site's GPU type,
+  region pins, offset deadlines, a ``cwd`` and non-ASCII commands.
 
 The example count comes from the hypothesis profile (see ``tests/conftest.py``: short in CI,
 long under ``make fuzz``).
@@ -18,6 +23,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,16 +38,25 @@ from daemon.queue.ingest import Queue
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError
+from daemon.settings import Settings
+from policies.footprint.gpus import DEFAULT_GPU_CATALOG, GPU_SPEC_FIELDS
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 _FIELDS = ("id", "name", "model", "params_b", "input_tokens", "output_tokens", "requests",
            "batch_size", "tensor_parallel", "deadline", "command", "regions", "gpu_types",
-           "min_gpu_memory_gb", "priority", "tags", "precision", "runtime", "user",
+           "min_gpu_memory_gb", "priority", "tags", "precision", "runtime", "cwd", "user",
            "cancel")  # fmt: skip
 # Values that mean something to some field, and deadlines past the calendar.
-_MEANINGFUL = ("llama-1b", "T4", "fp16", "vllm", "qc", "+8h", "+1d12h", "+9999999d",
-               "+99999999999d", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-               "2024-06-01T00:00:00Z", "2024-06-01T00:00:00")  # fmt: skip
+_MEANINGFUL = ("llama-1b", "T4", "L40", "nvidia l40", "fp16", "vllm", "qc", "+8h", "+1d12h",
+               "+30m", "+90s", "+9999999d", "+99999999999d", "0001-01-01T00:00:00+14:00",
+               "9999-12-31T23:59:59-14:00", "2024-06-01T00:00:00Z", "2024-06-01T00:00:00",
+               "2024-06-01T17:30:00+05:30", "2024-06-01T00:00:00.5-03:30", "/srv/a/../b",
+               "relative/dir", "日本語", "/home/ünï/x")  # fmt: skip
+# The site's catalog: the built-in types and one of its own ([catalog.gpus.L40]).
+_L4 = {k: v for k, v in asdict(DEFAULT_GPU_CATALOG.get("L4")).items() if k in GPU_SPEC_FIELDS}
+SITE_CATALOG = Settings.model_validate(
+    {"catalog": {"gpus": {"L40": {**_L4, "embodied_method": "act-estimate"}}}}
+).catalog.gpu_catalog()
 _scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -49,6 +64,7 @@ _scalars = st.one_of(
     st.integers(min_value=10**300, max_value=10**320),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
+    st.text(st.characters(codec=None, categories=["Cs", "Lo", "Ll"]), max_size=6),
     st.sampled_from(_MEANINGFUL),
 )
 _json = st.recursive(
@@ -93,7 +109,7 @@ _lines = st.one_of(
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_parse_line_raises_only_its_own_error(raw: bytes) -> None:
     try:
-        parsed = parse_line(raw, NOW, ["qc", "ciso"])
+        parsed = parse_line(raw, NOW, ["qc", "ciso"], SITE_CATALOG)
     except InvalidLineError as exc:
         assert str(exc)  # a reason, never empty
         return
@@ -103,6 +119,16 @@ def test_parse_line_raises_only_its_own_error(raw: bytes) -> None:
         assert parsed.with_id("j").is_plain()  # the ledger keeps it, not its JSON parsed back
     else:
         assert isinstance(parsed, CancelRequest)
+
+
+@given(_job_like)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_refused_job_shaped_line_names_a_field(obj: dict[str, Any]) -> None:
+    """Every field of these objects is one of the record's: what is wrong is one of them."""
+    try:
+        parse_line(_encoded(obj), NOW, ["qc", "ciso"], SITE_CATALOG)
+    except InvalidLineError as exc:
+        assert "field '" in str(exc) and "field '" in exc.public, (str(exc), exc.public)
 
 
 _bad = _lines.map(lambda raw: raw.replace(b"\n", b" "))
@@ -116,14 +142,26 @@ def _files(draw: st.DrawFn) -> tuple[list[bytes | None], list[int]]:
     return lines, cuts
 
 
+# What good lines carry beside their id, model and command, in turn: the site's own GPU type,
+# pins, offset deadlines, a cwd, non-ASCII text (as UTF-8 and as JSON escapes).
+_GOOD_EXTRAS: tuple[dict[str, Any], ...] = (
+    {},
+    {"gpu_types": ["nvidia l40", "T4"], "regions": ["qc"]},
+    {"deadline": "2024-06-01T17:30:00+05:30", "cwd": "/srv/jobs/../ünï"},
+    {"command": ["/usr/bin/échо", "日本語", "🙂"], "name": "ジョブ", "user": "zoë", "tags": ["ß"]},
+    {"deadline": "+1d12h", "min_gpu_memory_gb": 16, "gpu_types": ["L40"]},
+)
+
+
 def _content(lines: list[bytes | None], prefix: str) -> tuple[bytes, list[str]]:
     """The file's bytes, and the ids of its good lines (unique to this example)."""
     out, good = [], []
     for n, raw in enumerate(lines):
         if raw is None:
             good.append(f"{prefix}{n}")
-            out.append(json.dumps({"id": good[-1], "model": "llama-1b", "command": ["true"]})
-                       .encode())  # fmt: skip
+            record = {"id": good[-1], "model": "llama-1b", "command": ["true"],
+                      **_GOOD_EXTRAS[n % len(_GOOD_EXTRAS)]}  # fmt: skip
+            out.append(json.dumps(record, ensure_ascii=n % 2 == 0).encode())
         else:
             out.append(raw)
     return b"".join(line + b"\n" for line in out), good
@@ -165,7 +203,7 @@ def test_a_bad_line_never_stops_the_lines_around_it(
     with tempfile.TemporaryDirectory(dir=_FAST_DIR) as tmp:
         state = Path(tmp)
         queue = Queue(state, ledger, max_line_bytes=max_line, compact_min_bytes=10**9,
-                      known_regions=["qc"])  # fmt: skip
+                      known_regions=["qc"], catalog=SITE_CATALOG)  # fmt: skip
         queue.prepare()
         queue.reader.read_chunk_bytes = int(max_line * chunk_factor)
         files = {
@@ -197,3 +235,31 @@ def test_a_bad_line_never_stops_the_lines_around_it(
         records = ledger.queue_files()
         for path in files:
             assert records[str(path.relative_to(state))].byte_offset == path.stat().st_size
+        _assert_rejections_name_their_lines(state, files)
+
+
+def _assert_rejections_name_their_lines(
+    state: Path, files: dict[Path, tuple[bytes, list[str], list[int]]]
+) -> None:
+    """Each ``rejected.jsonl`` record names a file and the number of a line of it that is not
+    a good one, its reason starting with that number; no line is recorded twice."""
+    path = state / "rejected.jsonl"
+    raw_records = (
+        path.read_bytes().split(b"\n")[:-1] if path.exists() else []
+    )  # not splitlines: U+0085
+    records = [json.loads(r) for r in raw_records]
+    lines = {str(p.relative_to(state)): data.split(b"\n")[:-1] for p, (data, _, _) in files.items()}
+    good = {  # a good line's id ends with its index in its file
+        (str(p.relative_to(state)), int(g.rsplit("-", 1)[1].lstrip("s")) + 1)
+        for p, (_, names, _) in files.items()
+        for g in names
+    }
+    seen = set()
+    for record in records:
+        rel, line_no = record["file"], record["line_no"]
+        assert rel in lines and 1 <= line_no <= len(lines[rel]), record
+        raw = lines[rel][line_no - 1]
+        assert raw.strip() and (rel, line_no) not in good, record
+        assert record["reason"].startswith(f"line {line_no}: "), record
+        assert (rel, line_no) not in seen, record
+        seen.add((rel, line_no))
