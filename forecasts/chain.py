@@ -77,7 +77,8 @@ class SignalChain:
         self.max_history_gap_s = max_history_gap_s
         self.rescore_every_s = rescore_every_s
         self._zones: dict[str, ZoneState] = {}
-        self._paused_until: datetime | None = None  # the provider rate-limited us until then
+        self._paused_until: datetime | None = None  # no provider call until then (a 429, down)
+        self._paused_why = ""  # why: "rate limited (HTTP 429)", or latest's failure
 
     # -- state ---------------------------------------------------------------------------
     def _state(self, zone: str) -> ZoneState:
@@ -112,9 +113,11 @@ class SignalChain:
         more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
         is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
         ``FORECAST_BACKOFF_S``: :mod:`forecasts.refresh`); after a 429, no call for any zone
-        until its ``Retry-After`` is over (at most an hour). Never raises for a provider
-        failure: the outcome per zone is ``"ok"`` or the messages of the calls that failed,
-        joined with ``"; "`` (also in :meth:`problems`, with the calls deliberately not made).
+        until its ``Retry-After`` is over (at most an hour), nor for ``OUTAGE_PAUSE_S`` after
+        ``latest`` could not reach the provider (5xx, timeout, refused, 401). Never raises for
+        a provider failure: the outcome per zone is ``"ok"`` or the messages of the calls that
+        failed, joined with ``"; "`` (also in :meth:`problems`, with the calls deliberately not
+        made).
         """
         outcome: dict[str, str] = {}
         for zone in map(_canonical, zones):
@@ -125,9 +128,7 @@ class SignalChain:
                 continue
             if self._paused_until is not None and now < self._paused_until:
                 until = self._paused_until.isoformat()
-                state.problems.append(
-                    f"provider: rate limited (HTTP 429): not called until {until}"
-                )
+                state.problems.append(f"provider: {self._paused_why}: not called until {until}")
                 outcome[zone] = state.problems[-1]
                 continue
             live = refresh_live(
@@ -140,11 +141,12 @@ class SignalChain:
                 max_history_gap_s=self.max_history_gap_s,
             )
             failed = [] if live == "ok" else [live]
-            if state.paused_until is None:  # a 429 on latest: not /forecast as well
+            if state.paused_until is None:  # a 429 on latest, or it is down: not /forecast
                 forecast = refresh_forecast(self._provider, self._cache, zone, state, now)
                 if forecast is not None:
                     failed.append(forecast)
-            self._paused_until, state.paused_until = state.paused_until, None
+            self._paused_until, self._paused_why = state.paused_until, state.paused_why
+            state.paused_until = None
             outcome[zone] = "; ".join(failed) or "ok"
         return outcome
 

@@ -7,7 +7,9 @@ stored one is older than :data:`FORECAST_REFETCH_S` (and, after a 401/403/404 th
 for :data:`FORECAST_BACKOFF_S`). Provider data whose newest point cannot be about now
 (:func:`misdated`) is ignored. Failures are recorded in the zone's ``problems``, never raised;
 a 429 sets the zone's ``paused_until`` (:data:`RATE_LIMIT_PAUSE_S`, or the ``Retry-After``
-up to :data:`MAX_RATE_LIMIT_PAUSE_S`), until which the chain calls the provider no more.
+up to :data:`MAX_RATE_LIMIT_PAUSE_S`), until which the chain calls the provider no more; so
+does ``latest`` failing other than for its zone (5xx, timeout, refused, 401/403: the provider
+is down or refuses the token, for every zone alike) for :data:`OUTAGE_PAUSE_S`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Final
 from forecasts.cache import SeriesCache
 from forecasts.errors import (
     ForecastsError,
+    MalformedPayloadError,
     ProviderAuthError,
     ProviderError,
     ProviderZoneError,
@@ -33,6 +36,7 @@ __all__ = [
     "HISTORY_REFETCH_S",
     "HOUR_S",
     "MAX_RATE_LIMIT_PAUSE_S",
+    "OUTAGE_PAUSE_S",
     "RATE_LIMIT_PAUSE_S",
     "misdated",
     "refresh_forecast",
@@ -46,14 +50,26 @@ FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hou
 FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
 RATE_LIMIT_PAUSE_S: Final = 60.0  # no provider call this long after a 429 without Retry-After
 MAX_RATE_LIMIT_PAUSE_S: Final = 3600.0  # a longer Retry-After (a far date) is not waited out
+# no provider call this long after ``latest`` could not reach it: the next refresh (every
+# intervals.refresh_s) asks again, once, rather than each endpoint of each zone in turn
+OUTAGE_PAUSE_S: Final = 60.0
 
 
-def _note_rate_limit(state: ZoneState, error: ForecastsError, now: datetime) -> None:
-    """A 429 (after the client's retries): no provider call until its ``Retry-After`` (at
-    most :data:`MAX_RATE_LIMIT_PAUSE_S`) is over; the chain reads ``state.paused_until``."""
+def _note_pause(state: ZoneState, error: ForecastsError, now: datetime, *, latest: bool) -> None:
+    """Set ``state.paused_until`` (and ``paused_why``), which the chain reads: after a 429
+    (after the client's retries), until its ``Retry-After`` (at most
+    :data:`MAX_RATE_LIMIT_PAUSE_S`); after ``latest`` failed other than for its zone (5xx,
+    timeout, refused, 401/403, a redirect elsewhere), for :data:`OUTAGE_PAUSE_S`. Until
+    2026-12-07 such a failure paused nothing: the chain asked ``/forecast`` and every other
+    zone, each retried in turn (87 s a zone against a server that never answers). A failure
+    of ``/history`` or ``/forecast`` alone pauses nothing but a 429: ``latest`` answered."""
     if isinstance(error, RateLimitedError):
         wait_s = RATE_LIMIT_PAUSE_S if error.retry_after_s is None else error.retry_after_s
         state.paused_until = now + timedelta(seconds=min(MAX_RATE_LIMIT_PAUSE_S, wait_s))
+        state.paused_why = "rate limited (HTTP 429)"
+    elif latest and not isinstance(error, (ProviderZoneError, MalformedPayloadError)):
+        state.paused_until = now + timedelta(seconds=OUTAGE_PAUSE_S)
+        state.paused_why = str(error)
 
 
 def remember(cache: SeriesCache | None, state: ZoneState, series: IntensitySeries) -> None:
@@ -85,7 +101,7 @@ def refresh_live(
         reading = provider.latest(zone)
     except ProviderError as e:
         state.live = None
-        _note_rate_limit(state, e, now)
+        _note_pause(state, e, now, latest=True)
         state.problems.append(f"live: {e}")
         return state.problems[-1]
     why = misdated(reading.at, now, max_history_gap_s)
@@ -114,7 +130,7 @@ def refresh_live(
             else:
                 state.problems.append(f"history: history for {zone}: {why}; ignored")
         except ForecastsError as e:
-            _note_rate_limit(state, e, now)
+            _note_pause(state, e, now, latest=False)
             state.problems.append(f"history: {e}")
     remember(cache, state, point)
     return "ok"
@@ -155,7 +171,7 @@ def refresh_forecast(
         state.problems.append(f"provider forecast: {e}")
         return state.problems[-1]
     except ForecastsError as e:
-        _note_rate_limit(state, e, now)
+        _note_pause(state, e, now, latest=False)
         state.problems.append(f"provider forecast: {e}")
         return state.problems[-1]
     state.forecast_failed = False

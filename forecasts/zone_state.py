@@ -55,7 +55,8 @@ class ZoneState:
     scored_at: datetime | None = None
     forecast_retry_at: datetime | None = None
     forecast_failed: bool = False  # the last /forecast refetch failed (the stored one is old)
-    paused_until: datetime | None = None  # a call got a 429: no provider call until then
+    paused_until: datetime | None = None  # a 429, or latest down: no provider call until then
+    paused_why: str = ""  # what paused it, for the problem of each zone not called
     problems: list[str] = field(default_factory=list)
 
     def merge_history(self, series: IntensitySeries) -> None:

@@ -11,16 +11,21 @@ import pytest
 
 from forecasts import (
     IntensitySeries,
+    MalformedPayloadError,
     NoSignalError,
     ProviderAuthError,
+    ProviderError,
     ProviderReading,
     ProviderServerError,
+    ProviderTimeoutError,
+    ProviderZoneError,
     RateLimitedError,
     SeriesCache,
     SignalChain,
     SignalKind,
     TraceProvider,
 )
+from forecasts.refresh import OUTAGE_PAUSE_S
 from forecasts.zone_state import DEFAULT_FORECASTER, MIN_SCORED_ISSUES, UNSCORED_REL_ERROR
 from policies.placement import mean_intensity_g_per_kwh
 
@@ -222,6 +227,90 @@ def test_a_rate_limited_provider_is_not_called_until_its_retry_after() -> None:
     chain.refresh(["DE"], NOW + timedelta(minutes=10))
     assert provider.calls == ["latest", "latest", "history", "forecast"]
     assert chain.current("DE", NOW + timedelta(minutes=10)).rung == "live"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderServerError("latest for DE: HTTP 503 from the provider"),
+        ProviderTimeoutError("latest for DE: cannot connect to http://127.0.0.1:9/v3"),
+        ProviderAuthError("latest for DE: HTTP 401: token missing or rejected"),
+    ],
+)
+def test_a_provider_latest_cannot_reach_is_not_called_again_in_that_refresh(
+    error: ProviderError,
+) -> None:
+    """``latest`` failing after the client's retries (5xx, timeout, refused) or with a 401:
+    until 2026-12-07 the chain went on to ``/forecast`` and to every other zone, each call
+    retried in turn: against a server that never answers, 87 s a zone under the tick lock.
+    Now nothing more is asked for ``OUTAGE_PAUSE_S``; the fallback rungs still answer."""
+
+    @dataclass
+    class Down(FakeProvider):
+        failing: bool = True
+
+        def latest(self, zone: str) -> ProviderReading:
+            if self.failing:
+                self.calls.append("latest")
+                raise error
+            return super().latest(zone)
+
+    provider = Down(has_forecast=True)
+    chain = SignalChain(provider=provider)
+    outcome = chain.refresh(["DE", "FR", "GB"], NOW)
+    assert provider.calls == ["latest"]
+    assert outcome["DE"] == f"live: {error}"
+    until = (NOW + timedelta(seconds=OUTAGE_PAUSE_S)).isoformat()
+    assert outcome["FR"] == f"provider: {error}: not called until {until}"
+    assert chain.current("FR", NOW).rung == "static"
+    assert chain.forecast("DE", NOW, 6 * 3600, 3600).rung == "static"
+    provider.failing = False
+    chain.refresh(["DE", "FR"], NOW + timedelta(seconds=OUTAGE_PAUSE_S))
+    assert provider.calls.count("latest") == 3 and provider.calls.count("forecast") == 2
+    assert chain.current("FR", NOW + timedelta(seconds=OUTAGE_PAUSE_S)).rung == "live"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderZoneError("latest for XX: HTTP 404: unknown zone 'XX'"),
+        MalformedPayloadError("latest for XX: body is not JSON"),
+    ],
+)
+def test_a_zone_the_provider_answers_about_wrongly_pauses_no_other_zone(
+    error: ProviderError,
+) -> None:
+    """An unknown zone or a bad payload is about that zone: the provider answered."""
+
+    @dataclass
+    class OneBadZone(FakeProvider):
+        def latest(self, zone: str) -> ProviderReading:
+            if zone == "XX":
+                self.calls.append("latest")
+                raise error
+            return super().latest(zone)
+
+    provider = OneBadZone(has_forecast=True)
+    chain = SignalChain(provider=provider)
+    outcome = chain.refresh(["XX", "DE"], NOW)
+    assert outcome["DE"] == "ok"
+    assert provider.calls.count("latest") == 2
+
+
+def test_a_forecast_endpoint_that_is_down_pauses_no_zone_s_latest() -> None:
+    """``/forecast`` failing while ``latest`` answers: every zone still gets its latest."""
+
+    @dataclass
+    class ForecastDown(FakeProvider):
+        def forecast(self, zone: str, horizon_hours: int | None = None) -> IntensitySeries:
+            self.calls.append("forecast")
+            raise ProviderTimeoutError(f"forecast for {zone}: timed out (ReadTimeout)")
+
+    provider = ForecastDown()
+    chain = SignalChain(provider=provider)
+    chain.refresh(["DE", "FR"], NOW)
+    assert provider.calls.count("latest") == 2 and provider.calls.count("forecast") == 2
+    assert chain.current("FR", NOW).rung == "live"
 
 
 def test_provider_forecast_is_used_and_labelled() -> None:

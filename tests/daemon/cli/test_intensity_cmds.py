@@ -24,6 +24,7 @@ from structlog.testing import capture_logs
 from daemon.cli import main
 from daemon.intensity.signals import refresh_signals
 from forecasts import SignalChain
+from forecasts.refresh import OUTAGE_PAUSE_S
 from tests.daemon.helpers import backtest_trace
 
 TOKEN = "cli-test-token"
@@ -503,6 +504,7 @@ def test_the_daemon_logs_failed_provider_calls_without_the_token(
                 fake_em.mode = mode
                 with capture_logs() as events:
                     service.refresh_intensity(now)
+                now += timedelta(seconds=OUTAGE_PAUSE_S)  # a 500 on latest pauses the provider
                 failed = [e for e in events if e["event"] == "intensity_provider_failed"]
                 assert [e["zone"] for e in failed] == ["DE"], mode
                 assert ("HTTP 500" if mode == "500" else "not JSON") in failed[0]["problem"]
