@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from daemon.intensity.providers import StaticIntensity
+from daemon.intensity.providers import Reading, StaticIntensity
 from forecasts import ForecastsError
 from policies import ZoneIntensity
 
@@ -62,7 +62,7 @@ def refresh_intensity(
         forecasts[zone] = series
         if zone in failed:
             health.set(f"intensity:{zone}", f"provider failing ({failed[zone]}); "
-                       f"planning on {reading.source}", now)  # fmt: skip
+                       f"planning on {_planned_on(reading)}", now)  # fmt: skip
         else:
             health.clear(f"intensity:{zone}")
         service.ledger.record_intensity(
@@ -71,6 +71,13 @@ def refresh_intensity(
         service.metrics.observe_intensity(
             zone, reading.intensity_g_per_kwh, reading.age_s, reading.rung
         )
+
+
+def _planned_on(reading: Reading) -> str:
+    """The rung, source and age of what the zone is planned on: ``the cache rung
+    (electricitymaps, 0.4 h old)``. Until 2026-12-07 the source alone, ``electricitymaps``,
+    which read as if the provider still answered while the chain served its cache."""
+    return f"the {reading.rung} rung ({reading.source}, {reading.age_s / 3600:.1f} h old)"
 
 
 def _log_failed_calls(outcome: object) -> dict[str, str]:

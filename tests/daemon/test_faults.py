@@ -122,6 +122,12 @@ def test_intensity_api_down_slow_429_and_garbage_for_hours(tmp_path: Path) -> No
         assert re.search(
             r"intensity:DE \(for \d+ s, since [^)]+\): provider failing", health.detail
         )
+        # the rung planned on, not only its source: until 2026-12-07 "planning on
+        # electricitymaps" for the cache rung, as if the provider still answered
+        assert re.search(
+            r"planning on the (cache|history-forecast) rung \([^,]+, \d+\.\d h old\)",
+            health.detail,
+        ), health.detail
         assert TOKEN not in repr(events) + health.detail
     provider.mode = "ok"
     run_for(4)  # every job due by now
