@@ -276,6 +276,9 @@ def _check_slurm(settings: Settings) -> Check:
     return Check("slurm", "pass", "; ".join(found))
 
 
+_OFFLINE = "live: no provider configured"  # the problem of every reading of doctor's chain
+
+
 def _check_signals(settings: Settings, now: datetime) -> Check:
     """Each zone's intensity now from the fallback chain, offline (cache, history, static):
     no network and no directory is created. Says whether a token is set, never its value."""
@@ -290,9 +293,12 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
     values = []
     for zone in zones:
         reading = chain.current(zone, now)
+        # why it fell back past the cache (a history too old to use, a cache file unreadable);
+        # until 2026-12-07 not said. This chain has no provider by design: that is no news.
+        why = [p for p in (reading.problem or "").split("; ") if p and p != _OFFLINE]
         values.append(
             f"{zone} {reading.intensity_g_per_kwh:.0f} g/kWh ({reading.rung}, "
-            f"{reading.age_s / 3600:.1f} h old)"
+            f"{reading.age_s / 3600:.1f} h old{': ' if why else ''}{'; '.join(why)})"
         )
     if settings.electricitymaps.token:
         token = "set"

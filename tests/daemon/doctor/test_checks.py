@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -22,6 +23,7 @@ from daemon.doctor.checks import run_checks
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.metrics.prometheus import Metrics
 from daemon.queue.ingest import Queue
+from forecasts import IntensitySeries, SeriesCache
 from tests.daemon.cli.real_daemon import free_port
 from tests.daemon.doctor.doctor_setup import CONFIG, healthy_setup, run_doctor
 
@@ -53,6 +55,28 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     assert all(v.startswith(("pass", "skip")) for v in checks.values())
     assert "CA-QC 31 g/kWh (static" in checks["signals"]
     assert "token NOT set" in checks["signals"]
+
+
+def test_the_signals_line_says_why_a_zone_s_cached_history_is_not_used(tmp_path: Path) -> None:
+    """A cache whose newest point is 90 days old: until 2026-12-07 doctor said only
+    ``CA-QC 31 g/kWh (static, 0.0 h old)``, nothing of the history it had and why it was not
+    used (``carbond intensity`` said it; the daemon plans on the same static value)."""
+    state, config = healthy_setup(tmp_path)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=90)
+    values = 30 + np.arange(24 * 14) % 24
+    start = end - timedelta(hours=len(values))
+    SeriesCache(state / "cache" / "intensity").store(
+        IntensitySeries("CA-QC", start, 3600, values.astype(float), source="electricitymaps")
+    )
+
+    _, checks = run_doctor(config)
+
+    assert re.search(
+        r"CA-QC 31 g/kWh \(static, 0\.0 h old: history forecast: history ends 9\d\.\d days "
+        r"before now\)",
+        checks["signals"],
+    ), checks["signals"]
+    assert "no provider configured" not in checks["signals"]  # doctor's chain is offline
 
 
 @pytest.mark.parametrize(
