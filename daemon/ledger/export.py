@@ -3,7 +3,8 @@
 Rows are read and written one at a time, so a table larger than memory exports too. Text a
 submitter chose (a job's name) reaches CSV cells that a spreadsheet may open: a cell that would
 start a formula there, or that starts with ``'``, is written with a leading ``'``
-(:func:`csv_cell`); JSON keeps every value as stored.
+(:func:`csv_cell`); JSON keeps every value as stored, but a number that is not finite (which
+JSON cannot write) is ``null``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import stat
 import tempfile
@@ -189,10 +191,12 @@ def _write_rows(
 
 def _write_json(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> int:
     """The rows as one JSON array of objects, the text ``json.dump(rows, out, indent=2)``
-    writes, one row at a time."""
+    writes, one row at a time; a number not finite is ``null`` (JSON has no ``Infinity``:
+    until 2026-12-07 a REAL stored as +-inf was written so, and no other parser read it)."""
     count = 0
     for row in rows:
-        item = json.dumps(dict(zip(columns, row, strict=True)), indent=2)
+        values = (None if type(v) is float and not math.isfinite(v) else v for v in row)
+        item = json.dumps(dict(zip(columns, values, strict=True)), indent=2, allow_nan=False)
         out.write(("[\n  " if count == 0 else ",\n  ") + item.replace("\n", "\n  "))
         count += 1
     out.write("\n]\n" if count else "[]\n")

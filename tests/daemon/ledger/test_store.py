@@ -429,3 +429,25 @@ def test_export_holds_one_row_at_a_time(tmp_path: Path, ledger: Ledger, suffix: 
     assert peak < rows * row_bytes / 10  # a few rows at a time, not the table
     if suffix == ".json":
         assert len(json.loads(out.read_text())) == rows
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"not JSON: {name}")
+
+
+def test_a_json_export_writes_no_infinity(tmp_path: Path, ledger: Ledger) -> None:
+    """A REAL the ledger holds as +-inf (SQLite keeps them; a ledger edited by hand, or written
+    by a bug) was exported as ``Infinity``, which no JSON parser but Python's reads: it is
+    ``null``, as ``report``, ``jobs`` and ``status`` write a figure not finite."""
+    db = sqlite3.connect(ledger.path)
+    with db:
+        db.executemany(
+            "INSERT INTO intensity_samples VALUES ('CA-QC', ?, ?, 'trace', ?)",
+            [(f"2026-03-01T0{i}:00:00+00:00", value, NOW.isoformat())
+             for i, value in enumerate([float("inf"), -float("inf"), 12.5])],
+        )  # fmt: skip
+    db.close()
+    out = tmp_path / "samples.json"
+    assert export_table(ledger, "intensity_samples", out) == 3
+    rows = json.loads(out.read_text(), parse_constant=_no_constant)
+    assert [row["intensity_g_per_kwh"] for row in rows] == [None, None, 12.5]
