@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="carbond export TABLE FILE writes a ledger table (format from --format or "
         "the suffix); carbond export --format codecarbon FILE writes every finished job as a "
         "row of CodeCarbon's emissions.csv. --since/--until: only the period's rows, as "
-        "carbond report counts it (a job's rows when it finished in [since, until), a "
-        "sample when it was taken then).",
+        "carbond report counts it (a job's rows when it finished in [since, until), or "
+        "ended there unstarted: cancelled then, or expired with its deadline then; a sample "
+        "when it was taken then).",
     )
     add_ledger_options(export)
     add_period_options(export)

@@ -7,10 +7,15 @@ import csv
 import io
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from daemon.ledger import Ledger
+from daemon.settings import RegionSettings
+from daemon.testing import FakeClock, RecordingExecutor
+from tests.daemon.helpers import append, job_line, make_service
 from tests.daemon.reports.conftest import Run
 
 
@@ -84,3 +89,63 @@ def test_a_bad_period_is_refused_as_report_refuses_it(
                   code=2)  # fmt: skip
     assert message in err and len(err.splitlines()) == 1
     assert not target.exists()
+
+
+ONE_T4 = (RegionSettings(name="qc", zone="CA-QC", executor="local", gpus=("T4",)),)
+
+
+def _ended_unrun(state: Path) -> None:
+    """``ran`` holds the one GPU and finishes; behind it, ``gone`` is cancelled and ``late``
+    expires, both before they start (no outcome row)."""
+    clock = FakeClock()
+    service = make_service(state, RecordingExecutor(duration_factor=3.0), regions=ONE_T4)
+    service.start(clock())
+    append(service.queue.path, job_line(id="ran", model="llama-3.2-1b", requests=400))
+    service.tick(clock())
+    append(service.queue.path,
+           job_line(id="gone", model="llama-3.2-1b", requests=40)
+           + job_line(id="late", model="llama-3.2-1b", requests=40, deadline="+22m"))  # fmt: skip
+    service.tick(clock())
+    clock.advance(300)
+    append(service.queue.path, '{"cancel": "gone"}\n')
+    for _ in range(60):
+        service.tick(clock())
+        clock.advance(300)
+    service.close()
+    service.ledger.close()
+
+
+def _moments(state: Path) -> list[str]:
+    """Every time a job of ``state`` was submitted, changed state or had as its deadline."""
+    db = sqlite3.connect(state / "ledger.db")
+    times = {at for (at,) in db.execute("SELECT at FROM transitions")}
+    times |= {at for (at,) in db.execute("SELECT deadline FROM jobs WHERE deadline IS NOT NULL")}
+    db.close()
+    return sorted(times)
+
+
+@pytest.mark.parametrize("table", ["jobs", "transitions", "decisions"])
+def test_a_job_that_ended_unrun_is_in_one_period(tmp_path: Path, carbond: Run, table: str) -> None:
+    """A job cancelled or expired before it started (no outcome) was in no period's export:
+    the monthly exports of a ledger, together, lacked it (and its transitions), and the job
+    a report counts as ``expired_unstarted`` was in no export of that report's period. It is
+    in the period it ended in (``expired``: of its deadline, as the report counts it)."""
+    _ended_unrun(tmp_path)
+    state = ("--state-dir", str(tmp_path))
+
+    def ids(*period: str) -> set[str]:
+        text = carbond("export", *state, table, "-", *period)
+        return {row["job_id"] for row in csv.DictReader(io.StringIO(text))}
+
+    with Ledger.open_readonly(tmp_path / "ledger.db") as ledger:
+        assert {j: ledger.job(j).state for j in ("ran", "gone", "late")} == {
+            "ran": "succeeded", "gone": "cancelled", "late": "expired"}  # fmt: skip
+    every = ids()
+    assert every == {"ran", "gone", "late"}
+    moments = [datetime.fromisoformat(at) for at in _moments(tmp_path)]
+    half = timedelta(seconds=0.5)
+    for cut in sorted({*moments, *(at + half for at in moments)}):  # each, and just after
+        before, after = ids("--until", cut.isoformat()), ids("--since", cut.isoformat())
+        assert before | after == every and not before & after, cut
+        report = json.loads(carbond("report", *state, "--until", cut.isoformat(), "--json"))
+        assert ("late" in before) == (report["expired_unstarted"] == 1), cut
