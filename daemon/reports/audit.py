@@ -9,7 +9,7 @@ versus estimated. Every figure is a sum over the same job lines as ``carbond rep
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from daemon.catalog import gpu_catalog
@@ -56,6 +56,26 @@ def method_text(settings: Settings) -> str:
 def month_of(line: JobLine) -> str:
     """``YYYY-MM`` of the line's end (UTC)."""
     return (line.finished_at or line.submitted_at).astimezone(UTC).strftime("%Y-%m")
+
+
+def _months(
+    lines: Sequence[JobLine], since: datetime | None, until: datetime | None, now: datetime
+) -> list[str]:
+    """Every calendar month of the period, in order, those in which no job finished too: from
+    that of ``since`` (else of the first job) to that of the period's last instant, or of
+    ``now`` where that is ahead (a month to come has no emissions yet; none without ``since``
+    and jobs). Until 2026-12-07 only the months with a job: a month of none read as one not
+    reported."""
+    ended = {month_of(line) for line in lines}
+    if since is None and not ended:
+        return []
+    first = since.astimezone(UTC) if since is not None else None
+    year, month = (first.year, first.month) if first else map(int, min(ended).split("-"))
+    last = min(until or now, now).astimezone(UTC) - timedelta(microseconds=1)
+    while (year, month) <= (last.year, last.month):
+        ended.add(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return sorted(ended)
 
 
 def _kwh(joules: float) -> str:
@@ -188,7 +208,7 @@ def audit_statement(
     now: datetime,
 ) -> str:
     """The statement over ``lines`` (finished in ``[since, until)``) as Markdown."""
-    months = sorted({month_of(line) for line in lines})
+    months = _months(lines, since, until, now)
     period = f"{since.isoformat() if since else 'the first job'} to {(until or now).isoformat()}"
     out = [
         "# Location-based GPU emissions statement (carbond)",

@@ -57,6 +57,37 @@ def test_audit_is_a_monthly_statement_that_adds_up(demo_state: Path, carbond: Ru
     assert "location-based" in text.lower() and "PUE" in text and "embedded" in text
 
 
+def _month_rows(statement: str) -> dict[str, list[str]]:
+    """The ``Emissions by month`` table's rows by month, their cells stripped."""
+    table = statement.split("## Emissions by month", 1)[1].split("##", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    return {row[0]: row[1:] for row in rows if row[0][:2] == "20"}
+
+
+@pytest.mark.parametrize(
+    ("period", "months"),
+    [(("--since", "2026-01-15", "--until", "2026-05-01"),
+      ["2026-01", "2026-02", "2026-03", "2026-04"]),
+     (("--since", "2026-03-01", "--until", "2026-05-01T00:00:01Z"),
+      ["2026-03", "2026-04", "2026-05"]),
+     (("--since", "2026-04-01", "--until", "2026-06-01"), ["2026-04", "2026-05"])],
+)  # fmt: skip
+def test_audit_lists_every_month_of_the_period_with_no_job_as_zero(
+    demo_state: Path, carbond: Run, period: tuple[str, ...], months: list[str]
+) -> None:
+    """A statement "by calendar month" left out the months of its period in which no job
+    finished: a month with no emissions read as one not reported. The demo's jobs all
+    finished in 2026-03."""
+    text = carbond("report", "--state-dir", str(demo_state), "--audit", *period)
+    rows = _month_rows(text)
+    assert list(rows) == months
+    for month, cells in rows.items():
+        if month != "2026-03":
+            assert cells == ["0"] * 8, month
+    if "2026-03" in rows:
+        assert rows["2026-03"][0] == "7"
+
+
 def test_audit_states_the_sites_embodied_carbon_not_the_builtin_one(
     demo_state: Path, carbond: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
