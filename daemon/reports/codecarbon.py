@@ -11,6 +11,8 @@ as optional). One row per finished job, with CodeCarbon's units and meanings:
   are not measured: 0) are equal, and ``emissions = energy_consumed x intensity`` (at a region
   with on-site PV or batteries, ``emissions`` is the grid part's grams plus the PV and battery
   energy's life-cycle grams, docs/sites.md); ``gpu_power`` (W) is the GPUs' own mean power;
+- ``timestamp`` is the job's end in UTC, without an offset as CodeCarbon writes it (CodeCarbon
+  writes its host's local time: rows of a tracker on a host not on UTC are that far apart);
 - ``tracking_mode`` is ``process`` (energy attributed per job) and ``codecarbon_version`` names
   carbond and the energy method (``carbond-nvml-counter``, ``carbond-estimated``, ...);
 - ``country_*`` and ``region`` come from the grid zone (``US-CAL-CISO``: USA, ``CAL-CISO``;
