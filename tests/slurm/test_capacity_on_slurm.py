@@ -108,17 +108,69 @@ def test_a_node_reserved_for_others_is_named_unavailable_once_and_available_afte
         slurm_cluster.wait_until(lambda: "RESERVED" not in slurm_cluster.node_flags("n1"),
                                  what="n1 out of the reservation")  # fmt: skip
         assert all(d.available for d in plain.available(qc, datetime.now(UTC)))
-        assert all(d.available for d in booked.available(qc, datetime.now(UTC)))
+        # n1 in no reservation is closed to jobs asking one (sbatch refuses them there)
+        assert not any(d.available for d in booked.available(qc, datetime.now(UTC)))
     said = [(e["event"], e["node"], e["state"], e["regions"]) for e in logs
             if e["event"].startswith("slurm_node_")]  # fmt: skip
     assert said == [
         ("slurm_node_unavailable", "n1", "IDLE+RESERVED", ["qc"]),
         ("slurm_node_available", "n1", "IDLE", ["qc"]),
+        ("slurm_node_unavailable", "n1", "IDLE", ["qc"]),
     ]
     # And whose reservation it is (scontrol show node does not say; show reservation does).
     assert next(e["reservations"] for e in logs if e["event"] == "slurm_node_unavailable") == [
         reserved_n1
     ]
+
+
+@pytest.fixture
+def two_reservations(slurm_cluster: SlurmCluster) -> Iterator[tuple[str, str]]:
+    """Reservation A on n2 (beta) and B on n1 (alpha), both for the submitting user;
+    deleted after."""
+    names = ("carbond-test-a", "carbond-test-b")
+    try:
+        for name, node in zip(names, ("n2", "n1"), strict=True):
+            slurm_cluster.run(["scontrol", "create", "reservation", f"ReservationName={name}",
+                               "StartTime=now", "Duration=10", f"Nodes={node}",
+                               f"Users={slurm_cluster.user}"])  # fmt: skip
+        for node in ("n1", "n2"):
+            slurm_cluster.wait_until(lambda n=node: "RESERVED" in slurm_cluster.node_flags(n),
+                                     what=f"{node} reserved")  # fmt: skip
+        yield names
+    finally:
+        for name in names:
+            slurm_cluster.run(["scontrol", "delete", f"ReservationName={name}"], check=False)
+        for node in ("n1", "n2"):
+            slurm_cluster.wait_until(
+                lambda n=node: "RESERVED" not in slurm_cluster.node_flags(n),
+                what=f"{node} out of the reservations",
+            )
+
+
+def test_a_region_asking_one_reservation_keeps_off_a_node_reserved_for_another(
+    slurm_cluster: SlurmCluster, two_reservations: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Jobs submitted into reservation A run on A's nodes only: Slurm refuses one on n1,
+    reserved for B. carbond took a region asking any reservation as allowed on every reserved
+    node, so n1's GPUs counted as capacity of a region submitting into A."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    a, _ = two_reservations
+    refused = slurm_cluster.run(
+        ["sbatch", "-p", "alpha", f"--reservation={a}", "--gres=gpu:1", "--wrap", "true"],
+        user=slurm_cluster.user, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "Requested node configuration is not available" in refused.stderr
+    targets = {"qc": Target("alpha", sbatch_options=(f"--reservation={a}",)),
+               "pace": Target("beta", sbatch_options=(f"--reservation={a}",))}  # fmt: skip
+    executor = SlurmExecutor(targets, runner=SubprocessRunner(), known_gpus=["T4", "L4"])
+    executor.discover("qc")
+    executor.discover("pace")
+    for _ in range(2):  # right every round, not only the one that saw the change
+        seen = {d.device_id: d.available
+                for d in executor.available(_devices(), datetime.now(UTC))}  # fmt: skip
+        assert seen == {"qc/0": False, "qc/1": False, "pace/0": True, "pace/1": True}
 
 
 @pytest.mark.parametrize("ask", ["--gres=gpu:1", "--gpus=1", "--ntasks=1 --gpus-per-task=1"])

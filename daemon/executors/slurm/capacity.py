@@ -7,8 +7,11 @@ nodes (``scontrol show node``) and the partition's running jobs (``squeue``) and
 
 - every GPU of a node that is down, drained, draining or not responding is unavailable, and so
   is every GPU of a node in an active reservation (``RESERVED``: booked for others, or for
-  maintenance), where a job that does not ask for that reservation cannot start, unless the
-  region's jobs are submitted into a reservation (``--reservation`` in its ``sbatch_options``);
+  maintenance), where a job that does not ask for that reservation cannot start; a region
+  whose jobs are submitted into reservations (``--reservation=A[,B]`` in its
+  ``sbatch_options``) may use only the nodes in one of them, active now (Slurm runs such a
+  job there alone: elsewhere sbatch refuses it, "Requested node configuration is not
+  available", or it waits for the reservation to start), as :func:`open_to` has it;
 - on each node, as many GPUs as jobs carbond did not submit hold there are busy until the
   latest of those jobs' expected ends (their time limit; one hour when Slurm gives none),
   taken from the GPUs carbond itself does not already count busy.
@@ -20,14 +23,14 @@ counted over the whole partition.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from daemon.executors.slurm.parse import NodeRow, RunningRow
 from policies import Device
 
-__all__ = ["UNKNOWN_END", "Layout", "mark_devices"]
+__all__ = ["UNKNOWN_END", "Layout", "mark_devices", "open_to"]
 
 UNKNOWN_END = timedelta(hours=1)
 
@@ -57,6 +60,23 @@ class Layout:
         return "" if i is None or i >= len(self.types) else self.types[i]
 
 
+def open_to(
+    node: NodeRow,
+    asked: Collection[str],
+    reservations: Mapping[str, Sequence[str]] | None,
+) -> bool:
+    """Whether a job asking the reservations ``asked`` (none: empty) may start on ``node``
+    as far as reservations go: one asking none, where the node is in none (not
+    ``RESERVED``); one asking some, where the node is in one of them, active now
+    (``reservations``: each node's active ones, from ``scontrol show reservation``; None:
+    not known, so not there)."""
+    if not asked:
+        return not node.reserved
+    if not node.reserved or reservations is None:
+        return False
+    return not set(asked).isdisjoint(reservations.get(node.name, ()))
+
+
 def mark_devices(
     devices: Sequence[Device],
     region: str,
@@ -65,11 +85,13 @@ def mark_devices(
     others: Sequence[RunningRow],
     now: datetime,
     *,
-    in_reservation: bool = False,
+    asked: Collection[str] = (),
+    reservations: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Device]:
     """``devices`` with ``region``'s GPUs marked from Slurm (see the module docstring);
-    ``in_reservation``: the region's jobs ask for a reservation, so reserved nodes may run them."""
-    usable = {n.name: n.usable and (in_reservation or not n.reserved) for n in nodes}
+    ``asked``: the reservations the region's jobs ask; ``reservations``: each node's active
+    ones (None: not read; needed only where ``asked`` and a node is reserved)."""
+    usable = {n.name: n.usable and open_to(n, asked, reservations) for n in nodes}
     held: Counter[str | None] = Counter()
     until: dict[str | None, datetime] = {}
     for job in others:

@@ -17,7 +17,7 @@ import structlog
 
 from daemon.executors.errors import CommandMissingError, ExecutorError, ExecutorUnavailableError
 from daemon.executors.slurm import commands as cmd
-from daemon.executors.slurm.capacity import Layout, mark_devices
+from daemon.executors.slurm.capacity import Layout, mark_devices, open_to
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
 from daemon.executors.slurm.parse import NodeRow, RunningRow
@@ -147,7 +147,8 @@ class SlurmDiscovery:
                 out = [replace(d, available=False) if d.region in regions else d for d in out]
                 continue
             self._notes.unreachable.pop(cluster, None)
-            self._name_unusable_nodes(cluster, regions, nodes)
+            booked = _Booked(self._q, cluster)  # read at most once this round, if needed
+            self._name_unusable_nodes(cluster, regions, nodes, booked)
             self._name_odd_running(cluster, [r for rows in running.values() for r in rows])
             for region in regions:
                 if not self._partition_up(cluster, region, states):
@@ -156,9 +157,12 @@ class SlurmDiscovery:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
                 mine = [row for row in running[region] if row.slurm_id in self._mine]
                 others += self._own_gpus.extra(cluster, mine)  # GPUs beyond their plans
-                reserved_ok = _into_reservation(self._targets[region])
+                asked = _asked(self._targets[region])
+                partition = self._targets[region].partition
+                whose = booked.read() if asked and any(
+                    n.reserved for n in nodes if partition in n.partitions) else None  # fmt: skip
                 out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
-                                   in_reservation=reserved_ok)  # fmt: skip
+                                   asked=asked, reservations=whose)  # fmt: skip
         return out
 
     def partition_state(self, region: str) -> str:
@@ -193,13 +197,18 @@ class SlurmDiscovery:
         return False
 
     def _name_unusable_nodes(
-        self, cluster: str | None, regions: Sequence[str], nodes: Sequence[NodeRow]
+        self,
+        cluster: str | None,
+        regions: Sequence[str],
+        nodes: Sequence[NodeRow],
+        booked: _Booked,
     ) -> None:
         """Log once per change each node of ``regions`` (in their partitions, or in their
         GPUs' layout) that new jobs cannot start on (:attr:`NodeRow.unusable_flags`: down,
-        drained or draining, not responding, ...; or gone from Slurm, ``not in Slurm``; or in
-        an active reservation, ``RESERVED``, for the regions whose jobs ask for none, as
-        :func:`~daemon.executors.slurm.capacity.mark_devices` has it) as
+        drained or draining, not responding, ...; or gone from Slurm, ``not in Slurm``; or
+        closed by reservations, for the regions :func:`~daemon.executors.slurm.capacity.open_to`
+        keeps off it: ``RESERVED``, in an active reservation they do not ask, or ``not in
+        the reservation``, in none of those they ask) as
         ``slurm_node_unavailable``, with its state, Slurm's reason and the regions it is
         unavailable to, and as ``slurm_node_available`` once it is usable again."""
         listed = {node.name: node for node in nodes}
@@ -209,15 +218,18 @@ class SlurmDiscovery:
             names = {n.name for n in nodes if partition in n.partitions}
             for name in sorted(names | set(layout.nodes if layout is not None else ())):
                 of[name].append(region)
-        said, booked = self._notes.nodes, _Booked(self._q, cluster)
+        said = self._notes.nodes
         for key in [k for k in said if k[0] == cluster and k[1] not in of]:
             del said[key]  # no region's node any more (a reload)
         for name, regions_of in sorted(of.items()):
             node, key, its = listed.get(name), (cluster, name), regions_of
             bad = node.unusable_flags if node is not None else ("not in Slurm",)
-            if node is not None and not bad and node.reserved:  # to those asking none
-                kept_out = [r for r in its if not _into_reservation(self._targets[r])]
-                bad, its = (("RESERVED",), kept_out) if kept_out else ((), its)
+            if node is not None and not bad:  # closed by reservations to some regions?
+                asks = {r: _asked(self._targets[r]) for r in its}
+                whose = booked.read() if node.reserved and any(asks.values()) else None
+                kept_out = [r for r in its if not open_to(node, asks[r], whose)]
+                closed = ("RESERVED",) if node.reserved else ("not in the reservation",)
+                bad, its = (closed, kept_out) if kept_out else ((), its)
             if node is not None and not bad:
                 if said.pop(key, None) is not None:
                     log.info("slurm_node_available", cluster=cluster, node=name,
@@ -225,9 +237,9 @@ class SlurmDiscovery:
             elif said.get(key) != bad:
                 said[key] = bad
                 state, reason = ("+".join(node.state), node.reason) if node else (bad[0], "")
-                whose = booked.of(name) if bad == ("RESERVED",) else []
+                whose_of = booked.of(name) if bad == ("RESERVED",) else []
                 log.warning("slurm_node_unavailable", cluster=cluster, node=name, state=state,
-                            reason=reason, regions=its, reservations=whose)  # fmt: skip
+                            reason=reason, regions=its, reservations=whose_of)  # fmt: skip
 
     def _name_odd_running(self, cluster: str | None, rows: Sequence[RunningRow]) -> None:
         """Log once while it lasts each job carbond did not submit whose running row squeue
@@ -246,30 +258,40 @@ class SlurmDiscovery:
 
 class _Booked:
     """The active reservations of a cluster's nodes, asked of Slurm (``scontrol show
-    reservation``) once per round, and only in a round that names a node reserved: the
-    node's state (``IDLE+RESERVED``) does not say whose reservation keeps it."""
+    reservation``) at most once per round, and only in a round that needs them: one that
+    names a node newly reserved (the node's state, ``IDLE+RESERVED``, does not say whose
+    reservation keeps it), or where a region whose jobs ask a reservation has a reserved
+    node (which it may use only while that node is in one it asks: read every such round,
+    as a node may pass from one reservation straight to another, staying ``RESERVED``)."""
 
     def __init__(self, queries: SlurmQueries, cluster: str | None) -> None:
         self._q, self._cluster = queries, cluster
         self._read: dict[str, tuple[str, ...]] | None = None
         self._asked = False
 
-    def of(self, node: str) -> list[str] | None:
-        """The names of ``node``'s active reservations; None when Slurm's answer could not
-        be had or read (the node is named all the same; asked once a round all the same)."""
+    def read(self) -> dict[str, tuple[str, ...]] | None:
+        """Each node's active reservations; None when Slurm's answer could not be had or
+        read (logged ``slurm_reservations_unread``; asked once a round all the same)."""
         if not self._asked:
             self._asked = True
             try:
                 self._read = self._q.reservations(self._cluster)
             except ExecutorError as exc:
                 log.warning("slurm_reservations_unread", cluster=self._cluster, error=str(exc))
-        return None if self._read is None else list(self._read.get(node, ()))
+        return self._read
+
+    def of(self, node: str) -> list[str] | None:
+        """The names of ``node``'s active reservations; None when they are not known
+        (:meth:`read`; the node is named all the same)."""
+        read = self.read()
+        return None if read is None else list(read.get(node, ()))
 
 
-def _into_reservation(target: cmd.Target) -> bool:
-    """Whether ``target``'s jobs are submitted into a reservation: the last
-    ``--reservation=NAME`` in its ``sbatch_options`` (sbatch takes the last), or an
-    abbreviation sbatch takes (``--res=NAME``), read as the config read it
-    (:func:`daemon.settings.sbatch_options.given`), names one: ``--reservation=`` is none."""
+def _asked(target: cmd.Target) -> tuple[str, ...]:
+    """The reservations ``target``'s jobs are submitted into (none: empty): those the last
+    ``--reservation=A[,B]`` in its ``sbatch_options`` names (sbatch takes the last, and
+    Slurm runs the job in whichever of them starts it first), or an abbreviation sbatch
+    takes (``--res=NAME``), read as the config read it
+    (:func:`daemon.settings.sbatch_options.given`): ``--reservation=`` is none."""
     names = [n for o in target.sbatch_options if (n := given(o, "reservation")) is not None]
-    return bool(names) and names[-1] != ""
+    return tuple(n for n in names[-1].split(",") if n) if names else ()

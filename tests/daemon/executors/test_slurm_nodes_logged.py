@@ -5,7 +5,6 @@ held jobs' withdrawals (``slurm_job_withdrawn``) and a generic job reason showed
 
 from __future__ import annotations
 
-import pytest
 from structlog.testing import capture_logs
 
 from daemon.executors.slurm import SlurmExecutor, Target
@@ -103,18 +102,15 @@ def _reserved_n1(up: str) -> str:
     return "\n".join(out) + "\n"
 
 
-@pytest.mark.parametrize(("options", "named"), [((), ["qc"]), (("--reservation=maint",), [])])
-def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_keeps_out(
-    options: tuple[str, ...], named: list[str]
-) -> None:
+def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_keeps_out() -> None:
     """A node in an active reservation (``RESERVED``: a maintenance window, another group's
     booking) runs no job of a region that asks for no reservation, so it is unavailable to it
     (docs/slurm.md), and is named as a drained node is, once, and when the reservation ends;
-    it used to get no event. A region whose jobs ask for a reservation may run there: not
-    named for it."""
+    it used to get no event. (Regions asking a reservation:
+    tests/daemon/executors/test_slurm_reservation.py.)"""
     slurm = FakeSlurm()
     executor = SlurmExecutor(
-        {"qc": Target("alpha", sbatch_options=options), "pace": Target("beta")},
+        {"qc": Target("alpha"), "pace": Target("beta")},
         runner=slurm,
         known_gpus=DEFAULT_GPU_CATALOG.names(),
     )
@@ -131,9 +127,7 @@ def test_a_node_reserved_for_others_is_unavailable_and_named_for_the_regions_it_
     said = [(e["event"], e["node"], e.get("state"), e.get("reason"), e.get("regions"))
             for e in logs if e["event"].startswith("slurm_node_")]  # fmt: skip
     asked = [c for c in slurm.calls if "reservation" in c]
-    if not named:
-        assert rounds == [[True] * 4] * 4 and said == [] and asked == []
-        return
+    named = ["qc"]
     assert rounds == [[True] * 4, [False, False, True, True], [False, False, True, True],
                       [True] * 4]  # fmt: skip
     assert said == [
