@@ -173,6 +173,7 @@ def _payload(
         "candidates": advice.candidates,
         "rejected_latency": advice.rejected_latency,
         "rejected_memory": advice.rejected_memory,
+        "unserved": list(advice.unserved),
         "intensity_source": "static-annual or given",
     }
 
@@ -233,3 +234,5 @@ def _print(p: dict[str, Any]) -> None:
         )  # fmt: skip
     print(f"{counted(p['candidates'], 'configuration')} scored, {p['rejected_latency']} over "
           f"the latency bound, {p['rejected_memory']} out of memory")  # fmt: skip
+    if p["unserved"]:
+        print(f"not swept (vLLM cannot serve them there): {', '.join(p['unserved'])}")

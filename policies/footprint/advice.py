@@ -20,8 +20,8 @@ Weight-only int8/int4 quantisation shrinks the weights read per step and the mem
 compute still runs at the 16-bit rate. Its effect on output quality is not modelled: the advice
 says so.
 
-vLLM refuses bf16 below compute capability 8.0 (Turing, Volta) and tells the user to serve
-fp16 instead: on those GPUs a bf16 candidate is scored, and named, as fp16.
+Each precision is swept as vLLM serves it on the GPU (:func:`.served.served_precision`): bf16
+on Turing and Volta as fp16; fp8 not on Volta (said in :attr:`Advice.unserved`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from policies.footprint.calibration import band_for, calibrated
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.runtimes import RuntimeProfile
+from policies.footprint.served import served_precision
 from policies.footprint.serving import admitted_batch, steady_state
 from policies.footprint.workload import Workload
 
@@ -52,7 +53,6 @@ DEFAULT_BATCH_SIZES: Final = (1, 4, 16, 32, 64, 128, 256, 512)
 DEFAULT_PRECISIONS: Final = ("bf16", "int8", "int4")
 _TP_OPTIONS: Final = (1, 2, 4, 8)
 _SIXTEEN_BIT: Final = frozenset({"bf16", "fp16"})
-_NO_BF16: Final = frozenset({"Turing", "Volta"})  # compute capability below 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,9 @@ class FactorEffect:
 
 @dataclass(frozen=True, slots=True)
 class Advice:
-    """The recommendation, the runners-up (best first) and the factor contributions."""
+    """The recommendation, the runners-up (best first) and the factor contributions;
+    ``unserved`` names the precisions asked that vLLM cannot serve on a GPU ("fp8 on V100"),
+    left out of the sweep."""
 
     best: Candidate | None
     runners_up: tuple[Candidate, ...]
@@ -107,6 +109,7 @@ class Advice:
     rejected_latency: int
     rejected_memory: int
     reason: str
+    unserved: tuple[str, ...] = ()
 
 
 def _fits(
@@ -162,11 +165,20 @@ def _score(
     return out
 
 
-def _served(gpu: GpuSpec, precision: str) -> str:
-    """The precision vLLM serves ``precision`` at on ``gpu``: fp16 for bf16 where the GPU has
-    no bf16 (vLLM refuses it and says to use fp16), else ``precision`` (lower case)."""
-    lowered = precision.lower()
-    return "fp16" if lowered == "bf16" and gpu.architecture in _NO_BF16 else lowered
+def _served(
+    gpu: GpuSpec, runtime: RuntimeProfile, precisions: Sequence[str], unserved: list[str]
+) -> list[str]:
+    """The precisions asked as ``runtime`` serves them on ``gpu``, each once (bf16 and fp16
+    are one on a T4); those it cannot serve are appended to ``unserved``."""
+    out: dict[str, None] = {}
+    for asked in precisions:
+        try:
+            out[served_precision(gpu, runtime, asked).precision] = None
+        except InvalidWorkloadError as exc:
+            if exc.field != "precision":
+                raise
+            unserved.append(f"{asked.lower()} on {gpu.name}")
+    return list(out)
 
 
 def _describe(c: Candidate, factor: str) -> str:
@@ -224,6 +236,23 @@ def _factors(best: Candidate, pool: Sequence[Candidate]) -> tuple[FactorEffect, 
     return tuple(sorted(effects, key=lambda e: e.saving_per_1k_tokens_g, reverse=True))
 
 
+def _why_none(
+    pool: Sequence[Candidate],
+    rejected_memory: int,
+    unserved: Sequence[str],
+    max_latency_s: float | None,
+) -> str:
+    """Why no configuration is recommended."""
+    if pool:
+        return (
+            f"no configuration meets the latency bound of {max_latency_s:g} s "
+            f"(fastest: {min(c.latency_s for c in pool):.2f} s)"
+        )
+    if rejected_memory or not unserved:
+        return "no configuration fits in memory"
+    return f"vLLM serves none of the precisions asked there ({', '.join(unserved)})"
+
+
 def advise(
     model: ModelSpec,
     gpus: Sequence[GpuSpec],
@@ -259,8 +288,9 @@ def advise(
     pool: list[Candidate] = []
     scored: set[tuple[str, str, int, int]] = set()
     rejected_memory = 0
+    unserved: list[str] = []
     for gpu in {gpu.name: gpu for gpu in gpus}.values():  # T4 and tesla-t4 are one GPU type
-        for precision in dict.fromkeys(_served(gpu, asked) for asked in precisions):
+        for precision in _served(gpu, runtime, precisions, unserved):
             for batch in batch_sizes:
                 wl = Workload(batch, input_tokens, output_tokens, None, precision, 1)
                 wl.validate()
@@ -276,15 +306,9 @@ def advise(
     rejected_latency = len(pool) - len(feasible)
     feasible.sort(key=lambda c: (c.total_per_1k_tokens_g, c.latency_s))
     if not feasible:
-        reason = (
-            "no configuration fits in memory"
-            if not pool
-            else (
-                f"no configuration meets the latency bound of {max_latency_s:g} s "
-                f"(fastest: {min(c.latency_s for c in pool):.2f} s)"
-            )
-        )
-        return Advice(None, (), (), len(pool), rejected_latency, rejected_memory, reason)
+        reason = _why_none(pool, rejected_memory, unserved, max_latency_s)
+        return Advice(None, (), (), len(pool), rejected_latency, rejected_memory, reason,
+                      tuple(unserved))  # fmt: skip
     best = feasible[0]
     reason = (
         f"{best.gpu} x{best.gpus}, {best.precision}, batch {best.batch_size}, {best.zone}: "
@@ -294,4 +318,5 @@ def advise(
     if best.precision not in _SIXTEEN_BIT:
         reason += f"; check {best.precision} output quality (not modelled)"
     return Advice(best, tuple(feasible[1 : 1 + runners_up]), _factors(best, feasible),
-                  len(pool), rejected_latency, rejected_memory, reason)  # fmt: skip
+                  len(pool), rejected_latency, rejected_memory, reason,
+                  tuple(unserved))  # fmt: skip

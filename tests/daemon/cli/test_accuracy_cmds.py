@@ -271,3 +271,15 @@ def test_the_total_over_one_prompt_is_singular(
     code, table, _ = run_cli(capsys, *VLLM, "--prompts", str(prompts))
 
     assert code == 0 and "\ntotal over 1 prompt: " in table
+
+
+def test_advise_says_which_precisions_vllm_cannot_serve(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ("advise", "--model", "llama-3.2-1b", "--gpus", "V100,T4", "--zones", "A=100",
+            "--batch-sizes", "4", "--precisions", "fp8,int8")  # fmt: skip
+    code, out, _ = run_cli(capsys, *argv, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["unserved"] == ["fp8 on V100"]
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "not swept (vLLM cannot serve them there): fp8 on V100" in out

@@ -208,3 +208,22 @@ def test_the_fewest_gpus_that_admit_the_whole_batch_are_scored() -> None:
     grams = footprint(est.energy_j, est.duration_s, 367.0, t4.embodied_g, gpus=8)
     assert advice.best is not None
     assert advice.best.total_per_1k_tokens_g == pytest.approx(grams.total_g / 128.0)
+
+
+def test_fp8_is_not_offered_on_a_gpu_vllm_runs_no_fp8_on() -> None:
+    """vLLM has no fp8 path on Volta (compute capability 7.0; weight-only FP8 Marlin needs
+    7.5), yet advise swept and could recommend "V100, fp8". It is now left out and said so;
+    a T4 (7.5, weight-only) and an A100 (8.0, weight-only) keep it."""
+    gpus = [DEFAULT_GPU_CATALOG.get(name) for name in ("V100", "T4", "A100-40GB")]
+    llama1 = DEFAULT_MODEL_CATALOG.get("llama-3.2-1b")
+    advice = advise(llama1, gpus, {"CA-QC": 31.0}, VLLM, batch_sizes=(4,),
+                    precisions=("fp8", "int8"), runners_up=10)  # fmt: skip
+    assert advice.best is not None
+    ranked = [advice.best, *advice.runners_up]
+    pairs = {(c.gpu, c.precision) for c in ranked}
+    assert pairs == {("V100", "int8"), ("T4", "fp8"), ("T4", "int8"), ("A100-40GB", "fp8"),
+                     ("A100-40GB", "int8")}  # fmt: skip
+    assert advice.unserved == ("fp8 on V100",)
+    only = advise(llama1, gpus[:1], {"CA-QC": 31.0}, VLLM, batch_sizes=(4,), precisions=("fp8",))
+    assert only.best is None and only.candidates == 0 and only.rejected_memory == 0
+    assert only.reason == "vLLM serves none of the precisions asked there (fp8 on V100)"
