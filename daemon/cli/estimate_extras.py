@@ -107,8 +107,10 @@ def estimate_prompts(
     runtime: RuntimeProfile,
     workload: Workload,
     carbon: Carbon,
+    precision_note: str = "",
 ) -> int:
     """Print per-prompt energy and carbon for ``args.prompts``; returns the exit code.
+    ``precision_note`` says why ``workload``'s precision is not the one asked (else empty).
 
     Raises:
         UsageError: the prompts file is unreadable or a line is malformed.
@@ -128,7 +130,8 @@ def estimate_prompts(
     total = {key: sum(r[key] for r in fitting) for key in keys}
     payload = {
         "model": model.name, "gpu": gpu.name, "gpus": workload.tensor_parallel,
-        "runtime": runtime.name, "precision": workload.precision, "batch_size": batch,
+        "runtime": runtime.name, "precision": workload.precision,
+        "precision_note": precision_note or None, "batch_size": batch,
         "zone": carbon.zone, "intensity_g_per_kwh": carbon.intensity_g_per_kwh,
         "intensity_source": carbon.intensity_source, "pue": carbon.pue,
         "prompts": rows, "total": {"prompts": len(fitting), **total},
@@ -147,6 +150,8 @@ def estimate_prompts(
     print(f"total over {len(fitting)} {noun}: {total['energy_j']:.1f} J "
           f"({total['energy_j_p10']:.1f}-{total['energy_j_p90']:.1f}), {fixed(total['total_g'])} g "
           f"({fixed(total['total_g_p10'])}-{fixed(total['total_g_p90'])})")  # fmt: skip
+    if precision_note:
+        print(f"note: {precision_note}")
     return 0
 
 

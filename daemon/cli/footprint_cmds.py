@@ -34,6 +34,7 @@ from policies.footprint import (
     footprint,
     get_runtime,
 )
+from policies.footprint.served import served_precision
 
 __all__ = ["register"]
 
@@ -193,9 +194,10 @@ def _estimate(args: argparse.Namespace) -> int:
     runtime = get_runtime(args.runtime)
     input_tokens = _INPUT_TOKENS if args.input_tokens is None else args.input_tokens
     output_tokens = _OUTPUT_TOKENS if args.output_tokens is None else args.output_tokens
-    workload = Workload(args.batch_size, input_tokens, output_tokens, args.requests,
-                        args.precision.lower(), args.gpus)  # fmt: skip
     with flags_named(_ESTIMATE_FLAGS):  # named as typed, not as the workload's fields
+        served = served_precision(gpu, runtime, args.precision)  # as advise sweeps it
+        workload = Workload(args.batch_size, input_tokens, output_tokens, args.requests,
+                            served.precision, args.gpus)  # fmt: skip
         workload.validate()
     try:
         model.check_split(args.gpus)
@@ -208,16 +210,28 @@ def _estimate(args: argparse.Namespace) -> int:
         pue = zone_pue(settings, zone, pue, "--zone")
     carbon = Carbon(intensity, source, zone, pue, lifetime, gpu.embodied_g)
     if args.prompts is not None:
-        return estimate_prompts(args, model, gpu, runtime, workload, carbon)
+        return estimate_prompts(args, model, gpu, runtime, workload, carbon, served.note)
     band = estimate_interval(model, gpu, runtime, workload)
     est = band.estimate
     payload = _estimate_payload(est, intensity, source, zone, pue, lifetime, gpu.embodied_g)
+    payload = _with_note(payload, served.note)
     payload.update(interval_payload(band, carbon))
     if args.json:
         print_json(payload)
     else:
         _print_estimate(payload)
     return 0
+
+
+def _with_note(payload: dict[str, Any], note: str) -> dict[str, Any]:
+    """``payload`` with ``precision_note`` (why the precision served is not the one asked,
+    else None) after ``precision``."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        out[key] = value
+        if key == "precision":
+            out["precision_note"] = note or None
+    return out
 
 
 def _estimate_payload(
@@ -299,8 +313,9 @@ def _print_estimate(p: dict[str, Any]) -> None:
         f"{batch}, {counted(p['requests'], 'request')} of {p['input_tokens']} -> "
         f"{p['output_tokens']} tokens"
     )
+    note = f"\nnote: {p['precision_note']}" if p["precision_note"] else ""
     if not p["fits"]:
-        print(f"{title}\ndoes not fit: {p['reason']}")
+        print(f"{title}\ndoes not fit: {p['reason']}{note}")
         return
     rows = [
         ("duration", f"{p['duration_s']:.3f} s"),
@@ -321,3 +336,5 @@ def _print_estimate(p: dict[str, Any]) -> None:
                                  f"{fixed(p['per_1k_output_tokens']['total_g'], 5)} g (SCI)"),
     ]  # fmt: skip
     print_table(title, ("quantity", "value"), rows)
+    if note:
+        print(note.lstrip("\n"))

@@ -283,3 +283,53 @@ def test_advise_says_which_precisions_vllm_cannot_serve(
     assert code == 0 and data["unserved"] == ["fp8 on V100"]
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "not swept (vLLM cannot serve them there): fp8 on V100" in out
+
+
+def test_estimate_serves_bf16_on_a_t4_as_advise_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """`estimate --runtime vllm --precision bf16 --gpu t4` answered fits: true at bf16, which
+    vLLM refuses there; advise serves it as fp16. One rule now: fp16, with a note, priced as
+    `--precision fp16` is."""
+    argv = ("estimate", "--model", "llama-3.2-1b", "--gpu", "t4", "--runtime", "vllm",
+            "--batch-size", "4", "--intensity", "100", "--json")  # fmt: skip
+    code, out, _ = run_cli(capsys, *argv, "--precision", "bf16")
+    bf16 = json.loads(out)
+    code16, out16, _ = run_cli(capsys, *argv, "--precision", "fp16")
+    fp16 = json.loads(out16)
+    assert code == code16 == 0 and bf16["precision"] == "fp16"
+    assert bf16["precision_note"].startswith("bf16 served as fp16")
+    assert fp16["precision_note"] is None
+    assert bf16["energy_j"] == fp16["energy_j"] and bf16["total_g"] == fp16["total_g"]
+    code, out, _ = run_cli(capsys, *argv[:-1], "--precision", "bf16")
+    assert code == 0 and "bf16 served as fp16" in out and "vllm, fp16)" in out
+
+
+def test_estimate_refuses_fp8_on_a_v100_naming_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ("estimate", "--model", "llama-3.2-1b", "--gpu", "V100", "--runtime", "vllm",
+            "--precision", "fp8", "--intensity", "100")  # fmt: skip
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.strip().startswith("carbond: error: --precision: vLLM serves no fp8 on V100")
+
+
+def test_estimate_keeps_bf16_under_eager_pytorch(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "estimate", "--model", "llama-3.2-1b", "--gpu", "T4",
+                           "--precision", "bf16", "--intensity", "100", "--json")  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and data["precision"] == "bf16" and data["precision_note"] is None
+
+
+def test_per_prompt_estimates_carry_the_note(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "a", "input_tokens": 10, "output_tokens": 20}\n')
+    argv = ("estimate", "--model", "llama-3.2-1b", "--gpu", "T4", "--runtime", "vllm",
+            "--precision", "bf16", "--intensity", "100", "--prompts", str(prompts))  # fmt: skip
+    code, out, _ = run_cli(capsys, *argv, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["precision"] == "fp16"
+    assert data["precision_note"].startswith("bf16 served as fp16")
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and out.splitlines()[-1].startswith("note: bf16 served as fp16")
