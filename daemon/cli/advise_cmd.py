@@ -54,8 +54,8 @@ def register(subparsers: Any) -> None:
         "advise",
         help="recommend the lowest-carbon GPU, precision, batch and zone within a latency bound",
         description="Sweep batch size, weight precision, GPU type and zone for one model, keep "
-        "the configurations within --max-latency-s, and print the lowest-carbon one (gCO2e per "
-        "request), its runners-up and what each factor saves.",
+        "the configurations within --max-latency-s, and print the one of lowest gCO2e per 1k "
+        "output tokens (operational + embodied), its runners-up and what each factor saves.",
     )
     add_model_options(p)
     p.add_argument("--gpus", default=None, help="comma-separated GPU types (default: catalog)")

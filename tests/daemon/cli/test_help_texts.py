@@ -188,3 +188,14 @@ def test_replay_help_says_what_a_ledgers_jobs_change() -> None:
     text = _flat_help("carbond replay")
     assert "one folder slack_<H>h per slack (a ledger's jobs: in DIR itself)" in text
     assert "(--slack, --model and --requests-per-job do not apply)" in text
+
+
+def test_advise_help_says_what_it_ranks_by() -> None:
+    """``advise --help`` said it printed the lowest-carbon configuration in "gCO2e per
+    request"; it ranks by operational + embodied grams per 1k output tokens, as its table's
+    title and docs/accuracy.md say."""
+    docs = " ".join((ROOT / "docs" / "accuracy.md").read_text(encoding="utf-8").split())
+    assert "ranks by grams per 1k output tokens (operational + embodied)" in docs
+    description = dict(_subcommands(build_parser()))["carbond advise"].description or ""
+    assert "per request" not in description
+    assert "lowest gCO2e per 1k output tokens (operational + embodied)" in description
