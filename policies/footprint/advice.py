@@ -181,7 +181,15 @@ def _served(
     return list(out)
 
 
-def _describe(c: Candidate, factor: str) -> str:
+def _describe(c: Candidate, factor: str, best: Candidate | None = None) -> str:
+    """``c``'s choice of ``factor``; a quantisation alternative on another GPU count or batch
+    than ``best`` says which (16-bit weights may need more GPUs)."""
+    if (
+        factor == "quantisation"
+        and best is not None
+        and (c.gpus, c.batch_size) != (best.gpus, best.batch_size)
+    ):
+        return f"{c.precision} (x{c.gpus}, batch {c.batch_size})"
     return {
         "batching": f"batch {c.batch_size}",
         "quantisation": c.precision,
@@ -203,7 +211,9 @@ def _factors(best: Candidate, pool: Sequence[Candidate]) -> tuple[FactorEffect, 
 
     Batching, quantisation and grid hold everything else fixed. Hardware compares with each
     other GPU type's own best configuration in the same zone (another GPU may need another
-    batch or precision to fit or meet the bound), and takes the worst of those.
+    batch or precision to fit or meet the bound), and takes the worst of those. Quantisation
+    without a 16-bit candidate at the same batch (16-bit weights need more GPUs, whose
+    admitted batch differs) compares with the best 16-bit one on the same GPU type and zone.
     """
 
     def same(c: Candidate, *keys: str) -> bool:
@@ -221,6 +231,10 @@ def _factors(best: Candidate, pool: Sequence[Candidate]) -> tuple[FactorEffect, 
             if same(c, "gpu", "precision", "batch_size") and c.zone != best.zone
         ],
     }  # fmt: skip
+    if not picks["quantisation"]:
+        picks["quantisation"] = _best_per_gpu(
+            [c for c in pool if same(c, "gpu", "zone") and c.precision in _SIXTEEN_BIT]
+        )
     effects = []
     for factor, options in picks.items():
         if not options or (factor == "quantisation" and best.precision in _SIXTEEN_BIT):
@@ -229,7 +243,7 @@ def _factors(best: Candidate, pool: Sequence[Candidate]) -> tuple[FactorEffect, 
             continue
         worst = max(options, key=lambda c: c.total_per_1k_tokens_g)
         effects.append(
-            FactorEffect(factor, _describe(worst, factor), _describe(best, factor),
+            FactorEffect(factor, _describe(worst, factor, best), _describe(best, factor),
                          worst.total_per_1k_tokens_g,
                          worst.total_per_1k_tokens_g - best.total_per_1k_tokens_g)
         )  # fmt: skip
@@ -289,12 +303,14 @@ def advise(
     scored: set[tuple[str, str, int, int]] = set()
     rejected_memory = 0
     unserved: list[str] = []
+    unfit: dict[tuple[str, str], bool] = {}  # (GPU, precision): no batch fits on 8 GPUs
     for gpu in {gpu.name: gpu for gpu in gpus}.values():  # T4 and tesla-t4 are one GPU type
         for precision in _served(gpu, runtime, precisions, unserved):
             for batch in batch_sizes:
                 wl = Workload(batch, input_tokens, output_tokens, None, precision, 1)
                 wl.validate()
                 fitted = _fits(model, gpu, runtime, wl)
+                unfit[gpu.name, precision] = unfit.get((gpu.name, precision), True) and not fitted
                 if not fitted:
                     rejected_memory += len(zones)
                 for fit in fitted:
@@ -317,6 +333,10 @@ def advise(
     )
     if best.precision not in _SIXTEEN_BIT:
         reason += f"; check {best.precision} output quality (not modelled)"
+        if any(unfit.get((best.gpu, p), False) for p in _SIXTEEN_BIT):
+            reason += (
+                f"; 16-bit weights fit on no {best.gpu} count up to 8: {best.precision} is needed"
+            )
     return Advice(best, tuple(feasible[1 : 1 + runners_up]), _factors(best, feasible),
                   len(pool), rejected_latency, rejected_memory, reason,
                   tuple(unserved))  # fmt: skip

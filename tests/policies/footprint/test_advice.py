@@ -227,3 +227,34 @@ def test_fp8_is_not_offered_on_a_gpu_vllm_runs_no_fp8_on() -> None:
     only = advise(llama1, gpus[:1], {"CA-QC": 31.0}, VLLM, batch_sizes=(4,), precisions=("fp8",))
     assert only.best is None and only.candidates == 0 and only.rejected_memory == 0
     assert only.reason == "vLLM serves none of the precisions asked there (fp8 on V100)"
+
+
+def test_quantisation_is_compared_with_16_bit_on_more_gpus() -> None:
+    """Llama 3.1 70B on H100s: int4 on one GPU at the batch it admits (294 of 512) wins, and
+    bf16 needs four GPUs at other batches, so no 16-bit candidate had the same batch and the
+    quantisation row was silently dropped. It now compares with bf16's own best there."""
+    h100 = DEFAULT_GPU_CATALOG.get("H100-SXM")
+    advice = advise(LLAMA70, [h100], {"A": 100.0, "B": 300.0}, VLLM)
+    assert advice.best is not None and advice.best.gpus == 1
+    assert advice.best.precision in {"int4", "int8"}
+    (quant,) = [f for f in advice.factors if f.factor == "quantisation"]
+    alone = advise(LLAMA70, [h100], {"A": 100.0}, VLLM, precisions=("bf16",))
+    assert alone.best is not None
+    bf16 = alone.best
+    assert quant.alternative == f"bf16 (x{bf16.gpus}, batch {bf16.batch_size})"
+    assert quant.alternative_per_1k_tokens_g == pytest.approx(bf16.total_per_1k_tokens_g)
+    assert quant.saving_per_1k_tokens_g > 0
+
+
+def test_quantisation_needed_to_fit_is_said() -> None:
+    """Llama 3.1 70B at 16 bits fits on no count of T4s (140 GB of weights, 8 x 14.4 GB):
+    no quantisation row can be measured, and the reason says the quantisation is needed."""
+    t4 = DEFAULT_GPU_CATALOG.get("T4")
+    advice = advise(LLAMA70, [t4], {"A": 100.0}, VLLM, batch_sizes=(16,))
+    assert advice.best is not None and advice.best.precision in {"int4", "int8"}
+    assert "quantisation" not in {f.factor for f in advice.factors}
+    assert advice.reason.endswith(
+        f"; 16-bit weights fit on no T4 count up to 8: {advice.best.precision} is needed"
+    )
+    h100 = DEFAULT_GPU_CATALOG.get("H100-SXM")
+    assert "is needed" not in advise(LLAMA70, [h100], {"A": 100.0}, VLLM).reason
