@@ -242,6 +242,8 @@ def _factors(best: Candidate, pool: Sequence[Candidate]) -> tuple[FactorEffect, 
         if factor == "batching" and best.batch_size == 1:
             continue
         worst = max(options, key=lambda c: c.total_per_1k_tokens_g)
+        if factor == "grid" and worst.total_per_1k_tokens_g <= best.total_per_1k_tokens_g:
+            continue  # every other zone ties (same intensity and PUE): the zone saves nothing
         effects.append(
             FactorEffect(factor, _describe(worst, factor, best), _describe(best, factor),
                          worst.total_per_1k_tokens_g,

@@ -258,3 +258,15 @@ def test_quantisation_needed_to_fit_is_said() -> None:
     )
     h100 = DEFAULT_GPU_CATALOG.get("H100-SXM")
     assert "is needed" not in advise(LLAMA70, [h100], {"A": 100.0}, VLLM).reason
+
+
+def test_tied_zones_show_no_grid_row() -> None:
+    """Zones of one intensity (and PUE) showed 'grid | A (100 g/kWh) | B (100 g/kWh) | 0 | 0%':
+    the choice of zone saves nothing there, so there is no grid row; a zone that differs
+    keeps it."""
+    tied = advise(LLAMA8, GPUS[:1], {"A": 100.0, "B": 100.0}, VLLM, batch_sizes=(1, 16))
+    assert tied.best is not None and "grid" not in {f.factor for f in tied.factors}
+    apart = advise(LLAMA8, GPUS[:1], {"A": 100.0, "B": 100.0, "C": 300.0}, VLLM,
+                   batch_sizes=(1, 16))  # fmt: skip
+    (grid,) = [f for f in apart.factors if f.factor == "grid"]
+    assert grid.alternative == "C (300 g/kWh)" and grid.saving_per_1k_tokens_g > 0
