@@ -2,7 +2,11 @@
 ``[ledger] private = true`` (the same config the daemon loads) a file the caller creates is
 0600: other users could otherwise read every queued job's argv and cwd there, which the
 private ledger hides. An existing file's mode is left alone (a ``chmod`` would not stop a
-reader who opened it before); a note on stderr says how to make it private."""
+reader who opened it before); a note on stderr says how to make it private.
+
+The state dir's owner (the daemon's uid) appends to ``queue.jsonl``, unless it has more than
+one hard link: the daemon rejects every line of it, so the line goes to their spool file, and
+a note names the file and the fix ``carbond doctor`` gives."""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import note
-from daemon.queue import append_submission
-from daemon.queue.files import readable_by_others
+from daemon.doctor.queue_check import recreate_fix
+from daemon.queue import QUEUE_NAME, append_submission
+from daemon.queue.files import hard_linked, readable_by_others
 from daemon.settings import Settings
 
 __all__ = ["append_own_line"]
@@ -21,11 +26,14 @@ __all__ = ["append_own_line"]
 
 def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
     """Append ``record`` to the caller's queue file (created 0600 when the ledger is
-    private) and return it; with a private ledger, note a file other users can read."""
+    private) and return it; note a hard-linked ``queue.jsonl`` of the caller's gone around
+    and, with a private ledger, a file other users can read."""
     private = settings.ledger.private
+    uid = os.getuid()
     target = append_submission(
-        settings.state_dir, os.getuid(), record, settings.queue.max_line_bytes, private=private
+        settings.state_dir, uid, record, settings.queue.max_line_bytes, private=private
     )
+    _note_linked_main(settings.state_dir / QUEUE_NAME, target, uid, private=private)
     if private:
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -38,3 +46,20 @@ def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
                 f"`chmod 600 {target}` makes it private (a reader who opened it before keeps it)"
             )
     return target
+
+
+def _note_linked_main(main: Path, target: Path, uid: int, *, private: bool) -> None:
+    """Note ``main`` (``queue.jsonl``) when it is ``uid``'s but has more than one hard link,
+    so the line went to ``target`` instead (:func:`daemon.queue.files.submit_target`)."""
+    if target == main:
+        return
+    try:
+        st = os.stat(main, follow_symlinks=False)
+    except OSError:
+        return
+    if st.st_uid == uid and stat.S_ISREG(st.st_mode) and hard_linked(st):
+        note(
+            f"{main} has {st.st_nlink} hard links: the daemon rejects every line of it (its "
+            f"owner cannot vouch for them), so this line went to {target}; to fix it, "
+            + recreate_fix(main, private=private)
+        )

@@ -28,7 +28,7 @@ from daemon.queue.resume import resume
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 
-__all__ = ["describe_queue"]
+__all__ = ["describe_queue", "recreate_fix"]
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -69,7 +69,7 @@ def describe_queue(settings: Settings) -> tuple[Status, str]:
 
 def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> list[str]:
     """What is wrong with ``queue`` (``st`` its ``lstat``), in the daemon's order: writable by
-    other users, else more than one hard link (both: recreate it, :func:`_recreate_fix`), else,
+    other users, else more than one hard link (both: recreate it, :func:`recreate_fix`), else,
     when ``private``, readable by them (a ``chmod 600`` does)."""
     mode = stat.S_IMODE(st.st_mode)
     owner = f"owner {owner_name(st.st_uid)}, mode {mode:04o}"
@@ -78,14 +78,14 @@ def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> li
             f"{queue} is writable by other users ({owner}): the daemon rejects every line it "
             "reads from it, and a `chmod` back does not make it safe (whoever opened it "
             "meanwhile can still write lines read as its owner's): "
-            + _recreate_fix(queue, private=private)
+            + recreate_fix(queue, private=private)
         ]
     if hard_linked(st):
         return [
             f"{queue} has {st.st_nlink} hard links ({owner}): the daemon rejects every line it "
             "reads from it (its owner cannot vouch for them: another name, perhaps in a "
             "directory of another user's, may be anyone's way in to it): "
-            + _recreate_fix(queue, private=private)
+            + recreate_fix(queue, private=private)
         ]
     if private and readable_by_others(st.st_mode):
         return [
@@ -96,7 +96,7 @@ def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> li
     return []
 
 
-def _recreate_fix(queue: Path, *, private: bool) -> str:
+def recreate_fix(queue: Path, *, private: bool) -> str:
     """The fix for a main queue the daemon rejects every line of: a new file, which ``carbond
     run`` creates (0600 while the ledger is private, which makes it private too)."""
     return (

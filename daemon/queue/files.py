@@ -67,8 +67,9 @@ def new_job_id() -> str:
 
 
 def submit_target(state_dir: Path, uid: int) -> Path:
-    """Where ``uid``'s ``carbond submit`` appends: ``queue.jsonl`` when ``uid`` owns it (or
-    owns the state dir and it does not exist yet), else its spool file ``queue.d/<uid>.jsonl``.
+    """Where ``uid``'s ``carbond submit`` appends: ``queue.jsonl`` when ``uid`` owns it and
+    could vouch for its lines (not writable by others, one link: :func:`attribution`), or owns
+    the state dir and it does not exist yet, else its spool file ``queue.d/<uid>.jsonl``.
 
     Anyone may create files in ``queue.d``, so that name may be taken by another user (a file
     or a symlink they own): then a fallback name of theirs, the same each time
@@ -85,7 +86,7 @@ def submit_target(state_dir: Path, uid: int) -> Path:
         if owner == uid:
             return main
     else:
-        if st.st_uid == uid and not writable_by_others(st.st_mode):
+        if st.st_uid == uid and not writable_by_others(st.st_mode) and not hard_linked(st):
             return main
     return _spool_target(state_dir / SPOOL_DIR, uid)
 
