@@ -78,11 +78,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--format", choices=FORMATS, default=None,
                         help="table, csv, json or md (default: --output's suffix, .csv, .json "
                         "or .md, else table)")  # fmt: skip
-    report.add_argument("--output", "-o", type=Path, metavar="FILE",
-                        help="write to FILE instead of stdout")  # fmt: skip
-    report.add_argument("--plot", type=Path, metavar="FILE.png",
+    # str, not Path: Path("./-") is Path("-"), and "./-" is a file named "-" (as for export)
+    report.add_argument("--output", "-o", metavar="FILE",
+                        help="write to FILE instead of stdout (- is stdout; ./- a file "
+                        "named -)")  # fmt: skip
+    report.add_argument("--plot", metavar="FILE.png",
                         help="also draw emissions over time, intensity per region with the jobs, "
-                        "and predicted vs measured energy")  # fmt: skip
+                        "and predicted vs measured energy, into FILE.png (not -: a "
+                        "file)")  # fmt: skip
     report.add_argument("--audit", action="store_true",
                         help="monthly location-based emissions statement (Markdown)")  # fmt: skip
     report.set_defaults(func=_report)
@@ -137,6 +140,7 @@ def parse_when(text: str, now: datetime, flag: str) -> datetime:
 
 
 def _report(args: argparse.Namespace) -> int:
+    _paths(args)
     settings = settings_from(args)
     now = datetime.now(UTC)
     since, until = period(args, now)
@@ -212,6 +216,20 @@ def _report(args: argparse.Namespace) -> int:
             return 0
         write(stdout)
     return 0
+
+
+def _paths(args: argparse.Namespace) -> None:
+    """``--output`` and ``--plot`` as paths: ``--output -`` is stdout (None, as with no
+    ``--output``; ``export``'s ``-`` too), ``./-`` a file named ``-``.
+
+    Raises:
+        UsageError: ``--plot -``: a figure is written to a file.
+    """
+    if args.plot == "-":
+        raise UsageError("--plot -: a figure cannot go to stdout: name a file (./- for one "
+                         "named -)")  # fmt: skip
+    args.output = None if args.output in (None, "-") else Path(args.output)
+    args.plot = None if args.plot is None else Path(args.plot)
 
 
 def _running(ledger: Ledger, until: datetime | None, now: datetime) -> dict[str, int | None]:
