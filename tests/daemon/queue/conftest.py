@@ -19,8 +19,10 @@ def queue(tmp_path: Path, ledger: Ledger) -> Queue:
 
 
 def rejections(state_dir: Path) -> list[dict[str, object]]:
-    """The lines of ``state_dir``'s rejected.jsonl (none when it does not exist)."""
+    """The lines of ``state_dir``'s rejected.jsonl (none when it does not exist), split on
+    ``\n`` alone: a quoted line may hold U+2028, U+2029 or U+0085 unescaped, which
+    ``str.splitlines`` also splits on."""
     path = state_dir / "rejected.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in path.read_text().split("\n") if line]

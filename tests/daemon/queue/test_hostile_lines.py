@@ -490,3 +490,18 @@ def test_a_fifo_left_unread_by_the_per_user_limit_is_not_logged_again(
     assert sorted(logged) == sorted(
         [f"{me}.a{n:02x}.jsonl" for n in range(32)] + [f"{me}.a00.jsonl"]
     )
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_rejected_line_with_a_unicode_line_separator_is_one_rejection(
+    queue: Queue, separator: str
+) -> None:
+    """rejected.jsonl quotes the line as written, U+2028, U+2029 and U+0085 unescaped: a
+    reader that splits it on more than ``\\n`` (``str.splitlines``, which the test helper
+    :func:`rejections` used) cut the record in two."""
+    bad = '{"model": "llama-1b", "command": ["true"], "name": "a' + separator + 'b", "x": 1}\n'
+    append(queue.path, bad)
+    assert queue.ingest(NOW).rejected == 1
+    assert separator in (queue.state_dir / "rejected.jsonl").read_text()  # the premise
+    [rejection] = rejections(queue.state_dir)
+    assert separator in str(rejection["line"])
