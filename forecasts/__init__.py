@@ -41,7 +41,14 @@ from forecasts.forecasters import (
     VectorForecaster,
     make_forecaster,
 )
-from forecasts.readings import RUNGS, IntensityProvider, IntensityReading, Rung, ZoneForecast
+from forecasts.readings import (
+    RUNGS,
+    IntensityProvider,
+    IntensityReading,
+    Rung,
+    StaleHistory,
+    ZoneForecast,
+)
 from forecasts.series import (
     J_PER_KWH,
     MAX_INTENSITY_G_PER_KWH,
@@ -95,6 +102,7 @@ __all__ = [
     "SeriesError",
     "SignalChain",
     "SignalKind",
+    "StaleHistory",
     "TraceFormatError",
     "TraceProvider",
     "TraceReadResult",

@@ -19,7 +19,7 @@ import numpy as np
 from forecasts.cache import SeriesCache
 from forecasts.errors import ForecastsError, NoSignalError
 from forecasts.forecasters import FORECASTERS, VectorForecaster
-from forecasts.readings import IntensityProvider, IntensityReading, ZoneForecast
+from forecasts.readings import IntensityProvider, IntensityReading, StaleHistory, ZoneForecast
 from forecasts.refresh import FORECAST_REFETCH_S, HOUR_S, refresh_forecast, refresh_live
 from forecasts.series import IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import STATIC_KIND, static_annual_intensity
@@ -104,6 +104,21 @@ class SignalChain:
     def problems(self, zone: str) -> tuple[str, ...]:
         """What went wrong for ``zone`` in the last refresh (for logs and ``doctor``)."""
         return tuple(self._state(zone).problems)
+
+    def stale_history(self, zone: str, now: datetime) -> StaleHistory | None:
+        """``zone``'s history (cache or trace) when its newest point before ``now`` ended
+        more than ``max_history_gap_s`` before it (too old to forecast from: the chain falls
+        to the static rung), else None, also when there is no history at all. Until
+        2026-12-08 a tokenless daemon on a months-old cache planned on the static value with
+        nothing but the rung metric saying so."""
+        history = self._state(zone).history
+        found = history.last_valid(before=now) if history is not None else None
+        if history is None or found is None:
+            return None
+        gap_s = (now - found[0]).total_seconds() - history.step_s
+        if gap_s <= self.max_history_gap_s:
+            return None
+        return StaleHistory(_canonical(zone), found[0], gap_s, self.max_history_gap_s)
 
     # -- network -------------------------------------------------------------------------
     def refresh(self, zones: Iterable[str], now: datetime) -> dict[str, str]:

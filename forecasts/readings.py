@@ -13,7 +13,14 @@ from typing import Final, Literal, Protocol
 from forecasts.electricitymaps import ProviderReading
 from forecasts.series import FloatArray, IntensitySeries, SignalKind
 
-__all__ = ["RUNGS", "IntensityProvider", "IntensityReading", "Rung", "ZoneForecast"]
+__all__ = [
+    "RUNGS",
+    "IntensityProvider",
+    "IntensityReading",
+    "Rung",
+    "StaleHistory",
+    "ZoneForecast",
+]
 
 Rung = Literal["live", "cache", "history-forecast", "static"]
 RUNGS: Final[tuple[Rung, ...]] = ("live", "cache", "history-forecast", "static")
@@ -59,6 +66,19 @@ class IntensityReading:
     kind: SignalKind
     is_estimated: bool
     problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaleHistory:
+    """A zone has history (cache or trace) but its newest point is too old to forecast from:
+    it ended ``gap_s`` seconds before now, more than ``max_gap_s``
+    (``signals.max_history_gap_s``), so the chain falls to the static rung. A zone with no
+    history at all has none of these: that is a fresh install, not stale data."""
+
+    zone: str
+    newest_at: datetime  # start of the newest valid point
+    gap_s: float  # from the end of that point to now
+    max_gap_s: float
 
 
 @dataclass(frozen=True, slots=True)

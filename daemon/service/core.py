@@ -293,7 +293,9 @@ class Service:
         A failing zone keeps its last forecast, or falls back to the static annual figure.
         """
         with self._lock:
-            refresh.refresh_intensity(self, self._memory.forecasts, now)
+            refresh.refresh_intensity(
+                self, self._memory.forecasts, now, self._memory.stale_history_logged
+            )
             self._memory.last_refresh = now  # not when it raised: the next round tries again
 
     def plan(self, now: datetime) -> list[Decision]:

@@ -29,6 +29,8 @@ class PlanMemory:
 
     forecasts: dict[str, ZoneIntensity] = field(default_factory=dict)  # by zone
     last_refresh: datetime | None = None  # of the forecasts (None: due at once)
+    # newest point of each zone's too-old history, as logged (intensity_history_stale)
+    stale_history_logged: dict[str, datetime] = field(default_factory=dict)
     decided: Seen = field(default_factory=dict)  # latest recorded decision per waiting job
     specs: dict[str, SpecEntry] = field(default_factory=dict)  # by waiting job
     busy: BusyDevices = field(default_factory=BusyDevices)  # the planner's devices

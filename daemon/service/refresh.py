@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from daemon.intensity.providers import Reading, StaticIntensity
-from forecasts import ForecastsError
+from forecasts import ForecastsError, SignalChain, StaleHistory
 from policies import ZoneIntensity
 
 if TYPE_CHECKING:
@@ -30,10 +30,14 @@ _NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
 
 
 def refresh_intensity(
-    service: Service, forecasts: MutableMapping[str, ZoneIntensity], now: datetime
+    service: Service,
+    forecasts: MutableMapping[str, ZoneIntensity],
+    now: datetime,
+    stale_logged: MutableMapping[str, datetime],
 ) -> None:
     """Fetch every zone's forecast into ``forecasts`` (the service's, by zone) and its current
-    value; record the value in the ledger.
+    value; record the value in the ledger. ``stale_logged``: the newest point of each zone's
+    too-old history as last logged (the service's, kept between refreshes).
 
     A failing zone keeps its last forecast, or falls back to the static annual figure.
     """
@@ -60,9 +64,15 @@ def refresh_intensity(
                     )
             continue
         forecasts[zone] = series
+        stale = _stale_history(service, zone, reading, now, stale_logged)
         if zone in failed:
             health.set(f"intensity:{zone}", f"provider failing ({failed[zone]}); "
                        f"planning on {_planned_on(reading)}", now)  # fmt: skip
+        elif stale is not None:
+            health.set(f"intensity:{zone}", f"history too old: its newest point is for "
+                       f"{stale.newest_at.isoformat()}, over signals.max_history_gap_s "
+                       f"({stale.max_gap_s / 86_400:g} days) before now; planning on "
+                       f"{_planned_on(reading)}", now)  # fmt: skip
         else:
             health.clear(f"intensity:{zone}")
         service.ledger.record_intensity(
@@ -71,6 +81,34 @@ def refresh_intensity(
         service.metrics.observe_intensity(
             zone, reading.intensity_g_per_kwh, reading.age_s, reading.rung
         )
+
+
+def _stale_history(
+    service: Service,
+    zone: str,
+    reading: Reading,
+    now: datetime,
+    logged: MutableMapping[str, datetime],
+) -> StaleHistory | None:
+    """The zone's history when it is too old to forecast from (the chain's
+    :meth:`~forecasts.SignalChain.stale_history`; other sources have none), logged as
+    ``intensity_history_stale`` when it starts or its newest point changes, not every
+    refresh. A zone with no history at all (a fresh tokenless daemon) has none."""
+    chain = service.intensity
+    stale = chain.stale_history(zone, now) if isinstance(chain, SignalChain) else None
+    if stale is None:
+        logged.pop(zone, None)
+    elif logged.get(zone) != stale.newest_at:
+        logged[zone] = stale.newest_at
+        log.warning(
+            "intensity_history_stale",
+            zone=zone,
+            newest_at=stale.newest_at.isoformat(),
+            gap_days=round(stale.gap_s / 86_400, 1),
+            max_history_gap_s=stale.max_gap_s,
+            rung=reading.rung,
+        )
+    return stale
 
 
 def _planned_on(reading: Reading) -> str:

@@ -476,3 +476,20 @@ def test_enough_backtest_issues_give_the_backtests_p90_error() -> None:
     forecast = SignalChain(traces={"DE": trace}).forecast("DE", NOW, 6 * 3600, 3600)
     assert forecast.error_note is None and forecast.mape_24h_pct == 0.0
     assert np.all(forecast.abs_error_p90_g_per_kwh == 0.0)
+
+
+def test_a_history_too_old_to_forecast_from_is_reported_as_such() -> None:
+    months_ago = NOW_HOUR - timedelta(days=90)
+    old = IntensitySeries("DE", months_ago - 23 * H, 3600, np.full(24, 300.0))
+    chain = SignalChain(traces={"DE": old})  # no provider: nothing counts as a failure
+    assert chain.current("DE", NOW).rung == "static"
+    stale = chain.stale_history("de", NOW)
+    assert stale is not None
+    assert (stale.zone, stale.newest_at) == ("DE", months_ago)
+    assert stale.gap_s == (NOW - months_ago - H).total_seconds()
+    assert stale.max_gap_s == chain.max_history_gap_s
+    # a day old: the history forecast serves it; no history at all (a fresh tokenless
+    # install, the demo): nothing stale either
+    recent = old.replace(start=NOW_HOUR - 24 * H)
+    assert SignalChain(traces={"DE": recent}).stale_history("DE", NOW) is None
+    assert SignalChain().stale_history("DE", NOW) is None
