@@ -20,7 +20,13 @@ from forecasts.cache import SeriesCache
 from forecasts.errors import ForecastsError, NoSignalError
 from forecasts.forecasters import FORECASTERS, VectorForecaster
 from forecasts.readings import IntensityProvider, IntensityReading, StaleHistory, ZoneForecast
-from forecasts.refresh import FORECAST_REFETCH_S, HOUR_S, refresh_forecast, refresh_live
+from forecasts.refresh import (
+    FORECAST_REFETCH_S,
+    HOUR_S,
+    OUTAGE_PAUSE_S,
+    refresh_forecast,
+    refresh_live,
+)
 from forecasts.series import IntensitySeries, SignalKind, check_same_kind
 from forecasts.static import STATIC_KIND, static_annual_intensity
 from forecasts.zone_state import UNSCORED_REL_ERROR, ZoneState, floor_hour
@@ -48,6 +54,9 @@ class SignalChain:
         cache_max_age_s: a cached point older than this is not used as "now" (default 3 h).
         max_history_gap_s: forecast from history ending at most this long ago (default 7 d).
         rescore_every_s: how often forecasters are re-scored per zone (default 6 h).
+        outage_pause_s: no provider call this long after ``latest`` could not reach it
+            (default ``OUTAGE_PAUSE_S``, 60 s; the daemon passes at most its refresh
+            interval, so its next refresh notices a recovery).
     """
 
     def __init__(
@@ -62,6 +71,7 @@ class SignalChain:
         cache_max_age_s: float = 3 * 3600.0,
         max_history_gap_s: float = 7 * 86_400.0,
         rescore_every_s: float = 6 * 3600.0,
+        outage_pause_s: float = OUTAGE_PAUSE_S,
     ) -> None:
         if provider is not None and provider.kind != kind:
             raise ForecastsError(f"provider serves {provider.kind} but the chain wants {kind}")
@@ -76,6 +86,7 @@ class SignalChain:
         self.cache_max_age_s = cache_max_age_s
         self.max_history_gap_s = max_history_gap_s
         self.rescore_every_s = rescore_every_s
+        self.outage_pause_s = outage_pause_s
         self._zones: dict[str, ZoneState] = {}
         self._paused_until: datetime | None = None  # no provider call until then (a 429, down)
         self._paused_why = ""  # why: "rate limited (HTTP 429)", or latest's failure
@@ -128,7 +139,7 @@ class SignalChain:
         more than ``HISTORY_REFETCH_S`` before now; the provider's forecast when the stored one
         is older than ``FORECAST_REFETCH_S`` (and, after a 401/403/404 there, not again for
         ``FORECAST_BACKOFF_S``: :mod:`forecasts.refresh`); after a 429, no call for any zone
-        until its ``Retry-After`` is over (at most an hour), nor for ``OUTAGE_PAUSE_S`` after
+        until its ``Retry-After`` is over (at most an hour), nor for ``outage_pause_s`` after
         ``latest`` could not reach the provider (5xx, timeout, refused, 401). Never raises for
         a provider failure: the outcome per zone is ``"ok"`` or the messages of the calls that
         failed, joined with ``"; "`` (also in :meth:`problems`, with the calls deliberately not
@@ -154,6 +165,7 @@ class SignalChain:
                 now,
                 kind=self.kind,
                 max_history_gap_s=self.max_history_gap_s,
+                outage_pause_s=self.outage_pause_s,
             )
             failed = [] if live == "ok" else [live]
             if state.paused_until is None:  # a 429 on latest, or it is down: not /forecast

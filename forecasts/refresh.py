@@ -9,7 +9,8 @@ for :data:`FORECAST_BACKOFF_S`). Provider data whose newest point cannot be abou
 a 429 sets the zone's ``paused_until`` (:data:`RATE_LIMIT_PAUSE_S`, or the ``Retry-After``
 up to :data:`MAX_RATE_LIMIT_PAUSE_S`), until which the chain calls the provider no more; so
 does ``latest`` failing other than for its zone (5xx, timeout, refused, 401/403: the provider
-is down or refuses the token, for every zone alike) for :data:`OUTAGE_PAUSE_S`.
+is down or refuses the token, for every zone alike) for :data:`OUTAGE_PAUSE_S` (the
+chain's ``outage_pause_s``).
 """
 
 from __future__ import annotations
@@ -50,16 +51,24 @@ FORECAST_REFETCH_S: Final = 3600  # provider forecasts are refreshed at most hou
 FORECAST_BACKOFF_S: Final = 6 * 3600  # after 401/403/404 on /forecast (not in the plan)
 RATE_LIMIT_PAUSE_S: Final = 60.0  # no provider call this long after a 429 without Retry-After
 MAX_RATE_LIMIT_PAUSE_S: Final = 3600.0  # a longer Retry-After (a far date) is not waited out
-# no provider call this long after ``latest`` could not reach it: the next refresh (every
-# intervals.refresh_s) asks again, once, rather than each endpoint of each zone in turn
+# no provider call this long after ``latest`` could not reach it: the rest of that refresh
+# asks nothing more, rather than each endpoint of each zone in turn (the daemon's chain
+# pauses for min(this, intervals.refresh_s): its next refresh asks again, once)
 OUTAGE_PAUSE_S: Final = 60.0
 
 
-def _note_pause(state: ZoneState, error: ForecastsError, now: datetime, *, latest: bool) -> None:
+def _note_pause(
+    state: ZoneState,
+    error: ForecastsError,
+    now: datetime,
+    *,
+    latest: bool,
+    outage_pause_s: float = OUTAGE_PAUSE_S,
+) -> None:
     """Set ``state.paused_until`` (and ``paused_why``), which the chain reads: after a 429
     (after the client's retries), until its ``Retry-After`` (at most
     :data:`MAX_RATE_LIMIT_PAUSE_S`); after ``latest`` failed other than for its zone (5xx,
-    timeout, refused, 401/403, a redirect elsewhere), for :data:`OUTAGE_PAUSE_S`. Until
+    timeout, refused, 401/403, a redirect elsewhere), for ``outage_pause_s``. Until
     2026-12-07 such a failure paused nothing: the chain asked ``/forecast`` and every other
     zone, each retried in turn (87 s a zone against a server that never answers). A failure
     of ``/history`` or ``/forecast`` alone pauses nothing but a 429: ``latest`` answered."""
@@ -68,7 +77,7 @@ def _note_pause(state: ZoneState, error: ForecastsError, now: datetime, *, lates
         state.paused_until = now + timedelta(seconds=min(MAX_RATE_LIMIT_PAUSE_S, wait_s))
         state.paused_why = "rate limited (HTTP 429)"
     elif latest and not isinstance(error, (ProviderZoneError, MalformedPayloadError)):
-        state.paused_until = now + timedelta(seconds=OUTAGE_PAUSE_S)
+        state.paused_until = now + timedelta(seconds=outage_pause_s)
         state.paused_why = str(error)
 
 
@@ -92,16 +101,18 @@ def refresh_live(
     *,
     kind: SignalKind,
     max_history_gap_s: float,
+    outage_pause_s: float = OUTAGE_PAUSE_S,
 ) -> str:
     """Fetch ``zone``'s latest value (and its last 24 h when the history has a hole): ``"ok"``
-    or the problem of the call that failed."""
+    or the problem of the call that failed (which pauses the provider for
+    ``outage_pause_s`` when it could not be reached)."""
     last = state.history.last_valid(before=now) if state.history is not None else None
     hole = last is None or (now - last[0]).total_seconds() > HISTORY_REFETCH_S
     try:
         reading = provider.latest(zone)
     except ProviderError as e:
         state.live = None
-        _note_pause(state, e, now, latest=True)
+        _note_pause(state, e, now, latest=True, outage_pause_s=outage_pause_s)
         state.problems.append(f"live: {e}")
         return state.problems[-1]
     why = misdated(reading.at, now, max_history_gap_s)

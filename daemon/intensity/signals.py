@@ -26,6 +26,7 @@ from forecasts import (
     SeriesCache,
     SignalChain,
 )
+from forecasts.refresh import OUTAGE_PAUSE_S
 
 __all__ = ["SignalWiring", "build_signal_chain", "refresh_signals", "resolve_cache_dir"]
 
@@ -117,6 +118,9 @@ def build_signal_chain(
         cache_max_age_s=sig.cache_max_age_s,
         max_history_gap_s=sig.max_history_gap_s,
         rescore_every_s=sig.rescore_every_s,
+        # the pause stops the rest of a refresh asking a provider latest cannot reach; it
+        # must not skip the next refresh (a recovery noticed a refresh late)
+        outage_pause_s=min(OUTAGE_PAUSE_S, settings.intervals.refresh_s),
     )
     return SignalWiring(chain, directory, notes, client)
 

@@ -493,3 +493,34 @@ def test_a_history_too_old_to_forecast_from_is_reported_as_such() -> None:
     recent = old.replace(start=NOW_HOUR - 24 * H)
     assert SignalChain(traces={"DE": recent}).stale_history("DE", NOW) is None
     assert SignalChain().stale_history("DE", NOW) is None
+
+
+def test_an_outage_pause_shorter_than_the_refresh_interval_notices_recovery_then() -> None:
+    """The daemon refreshing every 30 s: ``latest`` down at one refresh is asked again at
+    the next (``outage_pause_s`` = the refresh interval), not 60 s later, while a 429's
+    pause is its ``Retry-After`` whatever the interval."""
+
+    @dataclass
+    class Flaky(FakeProvider):
+        error: ProviderError | None = None
+
+        def latest(self, zone: str) -> ProviderReading:
+            if self.error is not None:
+                self.calls.append("latest")
+                raise self.error
+            return super().latest(zone)
+
+    assert SignalChain().outage_pause_s == OUTAGE_PAUSE_S
+    provider = Flaky(error=ProviderServerError("latest for DE: HTTP 503"))
+    chain = SignalChain(provider=provider, outage_pause_s=30.0)
+    chain.refresh(["DE"], NOW)
+    provider.error = None
+    later = NOW + timedelta(seconds=30)
+    assert chain.refresh(["DE"], later)["DE"] != "ok"  # only the 403 on /forecast
+    assert chain.current("DE", later).rung == "live"
+    provider.error = RateLimitedError("latest for DE: HTTP 429", retry_after_s=120.0)
+    chain.refresh(["DE"], later + timedelta(seconds=30))
+    provider.error = None
+    outcome = chain.refresh(["DE"], later + timedelta(seconds=60))
+    assert "not called until" in outcome["DE"]
+    assert provider.calls.count("latest") == 3
