@@ -169,7 +169,9 @@ class SignalChain:
             )
             failed = [] if live == "ok" else [live]
             if state.paused_until is None:  # a 429 on latest, or it is down: not /forecast
-                forecast = refresh_forecast(self._provider, self._cache, zone, state, now)
+                forecast = refresh_forecast(
+                    self._provider, self._cache, zone, state, now, latest_ok=live == "ok"
+                )
                 if forecast is not None:
                     failed.append(forecast)
             self._paused_until, self._paused_why = state.paused_until, state.paused_why

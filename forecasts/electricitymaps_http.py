@@ -196,7 +196,8 @@ class ElectricityMapsHttp:
         if status in (401, 403):
             raise ProviderAuthError(
                 f"{what}: HTTP {status}: token missing or rejected "
-                "(set electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN)"
+                "(set electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN)",
+                status,
             )
         if status == 404 or (status == 400 and b"zone" in body.lower()):
             raise ProviderZoneError(f"{what}: HTTP {status}: unknown zone {zone!r}")

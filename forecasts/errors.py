@@ -121,7 +121,12 @@ class ProviderError(ForecastsError):
 
 
 class ProviderAuthError(ProviderError):
-    """The provider rejected the request's credentials (HTTP 401/403) or none were given."""
+    """The provider rejected the request's credentials (HTTP 401/403) or none were given;
+    ``status`` is the HTTP status (None: no request was sent)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class ProviderZoneError(ProviderError):

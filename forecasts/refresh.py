@@ -164,8 +164,13 @@ def refresh_forecast(
     zone: str,
     state: ZoneState,
     now: datetime,
+    *,
+    latest_ok: bool = False,
 ) -> str | None:
-    """Fetch the provider's forecast when due; the failed call's problem, else None."""
+    """Fetch the provider's forecast when due; the failed call's problem, else None.
+    ``latest_ok``: ``latest`` answered this refresh with the same token, so a 403 here is
+    the plan lacking the forecast endpoint, not the token (until 2026-12-08 worded "token
+    missing or rejected (set electricitymaps.token ...)" all the same)."""
     stored = state.provider_forecast
     fetched = stored.fetched_at if stored is not None else None
     if fetched is not None and (now - fetched).total_seconds() < FORECAST_REFETCH_S:
@@ -179,7 +184,12 @@ def refresh_forecast(
         state.provider_forecast = provider.forecast(zone, 72)
     except (ProviderAuthError, ProviderZoneError) as e:
         state.forecast_retry_at = now + timedelta(seconds=FORECAST_BACKOFF_S)
-        state.problems.append(f"provider forecast: {e}")
+        why = str(e)
+        if latest_ok and isinstance(e, ProviderAuthError) and e.status == 403:
+            why = (f"forecast for {zone}: HTTP 403: the token works for latest, but the plan "
+                   "does not include the forecast endpoint (not asked again for "
+                   f"{FORECAST_BACKOFF_S // 3600} h)")  # fmt: skip
+        state.problems.append(f"provider forecast: {why}")
         return state.problems[-1]
     except ForecastsError as e:
         _note_pause(state, e, now, latest=False)

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
+import responses
 
 from forecasts import (
+    ElectricityMapsClient,
     IntensitySeries,
     MalformedPayloadError,
     NoSignalError,
@@ -524,3 +527,29 @@ def test_an_outage_pause_shorter_than_the_refresh_interval_notices_recovery_then
     outcome = chain.refresh(["DE"], later + timedelta(seconds=60))
     assert "not called until" in outcome["DE"]
     assert provider.calls.count("latest") == 3
+
+
+@responses.activate
+def test_a_forecast_403_with_a_token_latest_accepts_blames_the_plan_not_the_token() -> None:
+    """A plan without the forecast endpoint answers it 403 while ``latest`` works with the
+    same token: until 2026-12-08 the problem said "token missing or rejected (set
+    electricitymaps.token ...)", sending the operator after a token that works."""
+    base = "https://em.test/v3"
+    stamp = NOW_HOUR.strftime("%Y-%m-%dT%H:%M:%SZ")
+    latest = {"zone": "DE", "carbonIntensity": 300, "datetime": stamp, "isEstimated": False}
+    responses.get(f"{base}/carbon-intensity/latest", json=latest)
+    responses.get(f"{base}/carbon-intensity/forecast", status=403, json={"error": "no"})
+    client = ElectricityMapsClient(requests.Session(), base_url=base, token="t", max_retries=0)
+    known = IntensitySeries("DE", NOW_HOUR - 24 * H, 3600, np.full(24, 280.0))
+    chain = SignalChain(provider=client, traces={"DE": known})  # no hole: no /history
+    outcome = chain.refresh(["DE"], NOW)["DE"]
+    assert outcome == (
+        "provider forecast: forecast for DE: HTTP 403: the token works for latest, but the "
+        "plan does not include the forecast endpoint (not asked again for 6 h)"
+    )
+    assert "electricitymaps.token" not in outcome
+    assert chain.current("DE", NOW).rung == "live"
+    # a 403 on latest too is the token's
+    responses.replace(responses.GET, f"{base}/carbon-intensity/latest", status=403, json={})
+    outcome = chain.refresh(["DE"], NOW + timedelta(hours=7))["DE"]
+    assert "token missing or rejected (set electricitymaps.token" in outcome
