@@ -132,7 +132,8 @@ class ElectricityMapsClient:
         base_url: API root, e.g. ``https://api.electricitymaps.com/v3``.
         token: the ``auth-token``; None sends none (the API will answer 401).
         connect_timeout_s, read_timeout_s: per-request timeouts in seconds.
-        max_retries: retries after the first attempt for timeouts, 429 and 5xx.
+        max_retries: retries after the first attempt for connection failures, 429 and 5xx
+            (a timeout: at most once, ``MAX_TIMEOUT_RETRIES``).
         emission_factor_type: ``lifecycle`` (the API default) or ``direct``.
         backoff_s: first backoff; doubles per retry, capped at ``max_backoff_s``.
         sleep: how to wait (tests pass a no-op); clock: the time source for ``fetched_at``.

@@ -3,14 +3,16 @@ header, bounded in time, size and redirects (one per source, built by
 :class:`forecasts.electricitymaps.ElectricityMapsClient`, where the endpoints and their
 payloads are).
 
-Every request has explicit (connect, read) timeouts. Timeouts, connection failures, 429 and 5xx
-are retried up to ``max_retries`` times with exponential backoff; a 429's ``Retry-After`` is
+Every request has explicit (connect, read) timeouts. Connection failures, 429 and 5xx are
+retried up to ``max_retries`` times with exponential backoff, a timeout at most
+:data:`MAX_TIMEOUT_RETRIES` times (each costs a whole timeout: until 2026-12-08 four tries,
+44 s with the defaults, against a server that never answers); a 429's ``Retry-After`` is
 honoured: waited for when at most ``max_backoff_s``, else not retried (the
 :class:`~forecasts.errors.RateLimitedError` carries it, for the caller to wait).
 ``requests``' read timeout bounds each wait on the socket, not the body: a server sending a
 byte every few seconds would hold the caller (the daemon's tick) indefinitely, so the whole
-body must also arrive within ``read_timeout_s`` of the headers (else it is retried like a
-timeout), and may be at most ``MAX_BODY_BYTES`` long.
+body must also arrive within ``read_timeout_s`` of the headers (else it is a timeout), and
+may be at most ``MAX_BODY_BYTES`` long.
 401/403, unknown zones, non-JSON and oversized bodies are not retried. Errors are the
 :class:`~forecasts.errors.ProviderError` subclasses; no message contains the token or any
 header or body the server sent (a hostile server could echo the token there).
@@ -45,9 +47,12 @@ from forecasts.errors import (
 )
 from forecasts.urls import without_userinfo
 
-__all__ = ["MAX_BODY_BYTES", "ElectricityMapsHttp", "header_safe"]
+__all__ = ["MAX_BODY_BYTES", "MAX_TIMEOUT_RETRIES", "ElectricityMapsHttp", "header_safe"]
 
 MAX_REDIRECTS: Final = 3  # same-origin hops followed before giving up
+# a request timed out (connect, read, or the body) is retried at most this often, within
+# max_retries: a server that did not answer in a whole timeout rarely does in the next
+MAX_TIMEOUT_RETRIES: Final = 1
 # A 10-day past-range of 5-minute points is about 1 MB; anything much larger is not an answer.
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 _CHUNK_BYTES: Final = 64 * 1024
@@ -86,7 +91,8 @@ class ElectricityMapsHttp:
         base_url: API root, without a trailing ``/``.
         token: the ``auth-token``; None sends none.
         timeout: (connect, read) timeouts in seconds.
-        max_retries: retries after the first attempt for timeouts, 429 and 5xx.
+        max_retries: retries after the first attempt for connection failures, 429 and 5xx
+            (for timeouts at most :data:`MAX_TIMEOUT_RETRIES`).
         backoff_s: first backoff; doubles per retry, capped at ``max_backoff_s``.
         sleep: how to wait; clock: the time a ``Retry-After`` date is counted from.
     """
@@ -129,6 +135,7 @@ class ElectricityMapsHttp:
                 "ASCII only): check electricitymaps.token / CARBOND_ELECTRICITYMAPS__TOKEN"
             )
         retry = _Retry(ProviderServerError(f"{what}: no attempt made"), None)
+        timeouts = 0
         for attempt in range(self._max_retries + 1):
             if attempt:
                 self._wait(attempt - 1, retry.wait_s)
@@ -136,7 +143,8 @@ class ElectricityMapsHttp:
             if not isinstance(outcome, _Retry):
                 return outcome
             retry = outcome
-            if _refused_until_later(retry, self._max_backoff_s):
+            timeouts += retry.timed_out
+            if timeouts > MAX_TIMEOUT_RETRIES or _refused_until_later(retry, self._max_backoff_s):
                 break
         raise retry.error
 
@@ -180,7 +188,8 @@ class ElectricityMapsHttp:
         try:
             response = self._send(url, query, what)
         except requests.Timeout as e:
-            return _Retry(ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})"), None)
+            error = ProviderTimeoutError(f"{what}: timed out ({type(e).__name__})")
+            return _Retry(error, None, timed_out=True)
         except requests.ConnectionError:
             where = without_userinfo(self._base_url)  # its password is never shown
             return _Retry(ProviderTimeoutError(f"{what}: cannot connect to {where}"), None)
@@ -242,7 +251,7 @@ class ElectricityMapsHttp:
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     slow = f"{what}: body not received within {self._timeout[1]:g} s"
-                    return _Retry(ProviderTimeoutError(slow), None)
+                    return _Retry(ProviderTimeoutError(slow), None, timed_out=True)
         except (OSError, urllib3.exceptions.HTTPError) as e:
             broken = f"{what}: reading the body failed ({type(e).__name__})"
             return _Retry(ProviderTimeoutError(broken), None)
@@ -251,10 +260,12 @@ class ElectricityMapsHttp:
 
 @dataclass(frozen=True, slots=True)
 class _Retry:
-    """A retryable failure and the server's requested wait (``Retry-After``), if any."""
+    """A retryable failure and the server's requested wait (``Retry-After``), if any;
+    ``timed_out``: the server did not answer (or send the body) within a timeout."""
 
     error: ProviderError
     wait_s: float | None
+    timed_out: bool = False
 
 
 def _refused_until_later(retry: _Retry, max_backoff_s: float) -> bool:

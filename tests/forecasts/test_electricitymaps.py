@@ -174,11 +174,37 @@ def test_server_errors_back_off_exponentially(
 
 
 @responses.activate
-def test_timeouts_are_retried_then_reported(client: ElectricityMapsClient) -> None:
-    responses.get(f"{BASE}/carbon-intensity/latest", body=requests.ReadTimeout("slow"))
-    with pytest.raises(ProviderTimeoutError):
+@pytest.mark.parametrize("timeout", [requests.ReadTimeout("slow"), requests.ConnectTimeout("x")])
+def test_timeouts_are_retried_once_then_reported(
+    sleeps: list[float], timeout: requests.Timeout
+) -> None:
+    """A server that does not answer within the read timeout is asked once more, not
+    ``max_retries`` times: until 2026-12-08 four tries of 10 s held a refresh 44 s under
+    the daemon's tick lock, where the chain now pauses the provider after one failed
+    ``latest`` anyway. 5xx keep every retry (``test_server_errors_back_off_exponentially``)."""
+    client = ElectricityMapsClient(
+        requests.Session(), base_url=BASE, token=TOKEN, max_retries=3, sleep=sleeps.append
+    )
+    url = f"{BASE}/carbon-intensity/latest"
+    responses.get(url, body=timeout)
+    with pytest.raises(ProviderTimeoutError, match="timed out"):
         client.latest("DE")
-    assert len(responses.calls) == 3
+    assert len(responses.calls) == 2 and sleeps == [0.5]
+    responses.replace(responses.GET, url, body=timeout)  # a timeout, then an answer
+    responses.add(responses.GET, url, json=LATEST)
+    assert client.latest("DE").intensity_g_per_kwh == 302.0
+
+
+@responses.activate
+def test_refused_connections_keep_every_retry(sleeps: list[float]) -> None:
+    """Refused at once, not after a timeout: cheap to retry (a restarting proxy)."""
+    client = ElectricityMapsClient(
+        requests.Session(), base_url=BASE, token=TOKEN, max_retries=3, sleep=sleeps.append
+    )
+    responses.get(f"{BASE}/carbon-intensity/latest", body=requests.ConnectionError("refused"))
+    with pytest.raises(ProviderTimeoutError, match="cannot connect"):
+        client.latest("DE")
+    assert len(responses.calls) == 4 and sleeps == [0.5, 1.0, 2.0]
 
 
 @pytest.mark.parametrize(
