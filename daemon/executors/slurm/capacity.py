@@ -27,7 +27,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from daemon.executors.slurm.parse import NodeRow, RunningRow
+from daemon.executors.slurm.parse import RunningRow
+from daemon.executors.slurm.scontrol import NodeRow
 from policies import Device
 
 __all__ = ["UNKNOWN_END", "Layout", "mark_devices", "open_to"]

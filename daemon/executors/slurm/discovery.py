@@ -20,10 +20,11 @@ from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout, mark_devices, open_to
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owngpus import OwnGpus
-from daemon.executors.slurm.parse import NodeRow, RunningRow
+from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.partitions import PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
+from daemon.executors.slurm.scontrol import NodeRow
 from daemon.settings.sbatch_options import given
 from policies import Device
 

@@ -24,17 +24,19 @@ from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.acct import AcctRow, parse_sacct
 from daemon.executors.slurm.counts import read_count
 from daemon.executors.slurm.parse import (
-    NodeRow,
     QueueRow,
     RunningRow,
     by_id,
-    parse_nodes,
-    parse_partitions,
-    parse_reservations,
     parse_running,
     parse_squeue,
 )
 from daemon.executors.slurm.runner import CommandResult, Runner
+from daemon.executors.slurm.scontrol import (
+    NodeRow,
+    parse_nodes,
+    parse_partitions,
+    parse_reservations,
+)
 from daemon.executors.slurm.states import WAITING, is_ended
 
 __all__ = ["SlurmQueries", "Token", "known", "said"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 
 from daemon.executors.slurm import SlurmExecutor, Target
-from daemon.executors.slurm.parse import parse_nodes
+from daemon.executors.slurm.scontrol import parse_nodes
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, slurm_executor

@@ -16,13 +16,15 @@ from daemon.executors.slurm.parse import (
     by_id,
     expand_hostlist,
     gpu_count,
-    parse_nodes,
     parse_running,
     parse_sbatch,
     parse_squeue,
     parse_time,
 )
 from daemon.executors.slurm.reach import controller_up, no_answer, unreachable
+from daemon.executors.slurm.scontrol import (
+    parse_nodes,
+)
 from daemon.executors.slurm.states import ended_status, is_ended
 
 RECORDED = Path(__file__).parent / "slurm_outputs"

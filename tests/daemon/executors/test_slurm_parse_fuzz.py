@@ -15,16 +15,18 @@ from hypothesis import strategies as st
 
 from daemon.executors.slurm.acct import FIELDS, parse_sacct
 from daemon.executors.slurm.parse import (
-    GresCount,
     SlurmOutputError,
     allocated_count,
     expand_hostlist,
     gpu_count,
-    parse_nodes,
-    parse_partitions,
     parse_running,
     parse_sbatch,
     parse_squeue,
+)
+from daemon.executors.slurm.scontrol import (
+    GresCount,
+    parse_nodes,
+    parse_partitions,
 )
 from tests.fuzzing import examples
 

@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 
 from daemon.executors.errors import ExecutorError, RegionClosedError
 from daemon.executors.slurm import CommandResult
-from daemon.executors.slurm.parse import SlurmOutputError, parse_partitions
+from daemon.executors.slurm.parse import SlurmOutputError
+from daemon.executors.slurm.scontrol import parse_partitions
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, launch_spec, slurm_executor

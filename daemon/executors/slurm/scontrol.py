@@ -1,0 +1,158 @@
+"""``scontrol --oneliner show node|partition|reservation`` as frozen values (pure; tested
+against outputs recorded from Slurm 22.05).
+
+Each line holds ``Key=value`` pairs, one node (partition, reservation) per line; ``Reason=``
+runs to the end of its value and may contain spaces. A line these parsers cannot read raises
+:class:`~daemon.executors.slurm.parse.SlurmOutputError` naming the command and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from daemon.executors.slurm.counts import read_count
+from daemon.executors.slurm.listing import data_lines
+from daemon.executors.slurm.parse import SlurmOutputError, expand_hostlist
+
+__all__ = [
+    "GresCount",
+    "NodeRow",
+    "parse_nodes",
+    "parse_partitions",
+    "parse_reservations",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GresCount:
+    """``gpu:t4:2``: name ``gpu``, type ``t4`` (empty when untyped), count 2."""
+
+    name: str
+    type: str
+    count: int
+
+
+_UNUSABLE = frozenset({
+    "DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "NOT_RESPONDING", "POWERED_DOWN",
+    "POWERING_DOWN", "INVALID_REG", "FUTURE", "UNKNOWN",
+})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One node of ``scontrol show node``: its partitions, state flags, GRES and the reason an
+    operator gave for draining it."""
+
+    name: str
+    partitions: tuple[str, ...]
+    state: tuple[str, ...]
+    gres: tuple[GresCount, ...]
+    reason: str
+
+    @property
+    def usable(self) -> bool:
+        """False when the node is down, drained or draining, failing, not responding or
+        powered off: no new job can start there."""
+        return not self.unusable_flags
+
+    @property
+    def unusable_flags(self) -> tuple[str, ...]:
+        """The flags of its state that keep new jobs off the node (:attr:`usable`), in
+        Slurm's order (``("DOWN", "NOT_RESPONDING")``); empty: usable."""
+        return tuple(flag for flag in self.state if flag in _UNUSABLE)
+
+    @property
+    def reserved(self) -> bool:
+        """True while the node is in an active reservation (``RESERVED``; maintenance ones add
+        ``MAINTENANCE``): only jobs that ask for that reservation may start there."""
+        return "RESERVED" in self.state
+
+
+_PAIR = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/]*)=")
+
+
+def _pairs(line: str) -> dict[str, str]:
+    """``Key=value`` pairs of an ``scontrol --oneliner`` line; ``Reason`` keeps its spaces."""
+    matches = list(_PAIR.finditer(line))
+    pairs: dict[str, str] = {}
+    for k, m in enumerate(matches):  # none on a line without pairs ("No nodes in the system")
+        end = matches[k + 1].start() if k + 1 < len(matches) else len(line)
+        value = line[m.end() : end].strip()
+        pairs.setdefault(m.group(1), value)
+        if m.group(1) == "Reason":  # free text to the end of the line
+            pairs["Reason"] = line[m.end() :].strip()
+            break
+    return pairs
+
+
+def _gres(text: str) -> tuple[GresCount, ...]:
+    """``gpu:t4:2,shard:4`` (``(null)`` or empty: none); ``(S:0)`` socket suffixes dropped."""
+    found = []
+    for item in re.sub(r"\([^)]*\)", "", text).split(","):
+        parts = item.strip().split(":")
+        count = read_count(parts[-1])
+        if not parts[0] or parts[0] == "null" or count is None:
+            continue
+        kind = parts[1] if len(parts) == 3 else ""
+        found.append(GresCount(parts[0], kind, count))
+    return tuple(found)
+
+
+def parse_nodes(stdout: str) -> list[NodeRow]:
+    """Nodes of ``scontrol --oneliner show node``.
+
+    Raises:
+        SlurmOutputError: a node line without ``NodeName``.
+    """
+    nodes = []
+    for line in data_lines(stdout):
+        pairs = _pairs(line)
+        if "NodeName" not in pairs:
+            raise SlurmOutputError(f"scontrol show node: no NodeName in {line!r}")
+        nodes.append(
+            NodeRow(
+                name=pairs["NodeName"],
+                partitions=tuple(p for p in pairs.get("Partitions", "").split(",") if p),
+                state=tuple(s for s in pairs.get("State", "").split("+") if s),
+                gres=_gres(pairs.get("Gres", "")),
+                reason=pairs.get("Reason", ""),
+            )
+        )
+    return nodes
+
+
+def parse_partitions(stdout: str) -> dict[str, str]:
+    """Each partition's ``State`` (``UP``, ``DOWN``, ``DRAIN``, ``INACTIVE``) from
+    ``scontrol --oneliner show partition``.
+
+    Raises:
+        SlurmOutputError: a partition line without ``PartitionName``.
+    """
+    states = {}
+    for line in data_lines(stdout):
+        pairs = _pairs(line)
+        if "PartitionName" not in pairs:
+            raise SlurmOutputError(f"scontrol show partition: no PartitionName in {line!r}")
+        states[pairs["PartitionName"]] = pairs.get("State", "")
+    return states
+
+
+def parse_reservations(stdout: str) -> dict[str, tuple[str, ...]]:
+    """Each node's active reservations (``State=ACTIVE``; its ``Nodes`` host list expanded)
+    from ``scontrol --oneliner show reservation``; ``No reservations in the system``: none.
+
+    Raises:
+        SlurmOutputError: a reservation line without ``ReservationName``, or its host list
+            unreadable.
+    """
+    found: dict[str, list[str]] = {}
+    for line in data_lines(stdout):
+        if not (pairs := _pairs(line)) and line.startswith("No reservations"):
+            continue
+        if "ReservationName" not in pairs:
+            raise SlurmOutputError(f"scontrol show reservation: no ReservationName in {line!r}")
+        if pairs.get("State") == "ACTIVE":
+            for node in expand_hostlist(pairs.get("Nodes", "")):
+                found.setdefault(node, []).append(pairs["ReservationName"])
+    return {node: tuple(names) for node, names in found.items()}
