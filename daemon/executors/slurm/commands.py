@@ -1,4 +1,5 @@
-"""The commands carbond runs against Slurm, built as argv lists (pure; nothing runs here).
+"""The commands carbond runs against Slurm, built as argv lists (pure; nothing runs here);
+``scontrol``'s are built beside their parsers, in :mod:`daemon.executors.slurm.scontrol`.
 
 Every command runs without a shell, with ``TZ=UTC`` in its environment (see
 :mod:`daemon.executors.slurm.runner`), so the times written here (``--begin``,
@@ -33,9 +34,6 @@ __all__ = [
     "gres_request",
     "hold_argv",
     "job_name",
-    "nodes_argv",
-    "partitions_argv",
-    "ping_argv",
     "sacct_argv",
     "sbatch_argv",
     "scancel_argv",
@@ -355,29 +353,6 @@ def sacct_argv(
             raise ValueError(f"sacct by job name {name!r} needs the owner's uid")
         argv += [f"--name={name}", "--starttime=now-7days", f"--uid={uid}"]
     return argv
-
-
-def nodes_argv(scontrol: str, cluster: str | None) -> list[str]:
-    """``scontrol show node`` one node per line (``--oneliner``)."""
-    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "--oneliner", "show", "node"]
-
-
-def partitions_argv(scontrol: str, cluster: str | None) -> list[str]:
-    """``scontrol show partition`` one partition per line, hidden ones too (``--all``)."""
-    where = [f"--clusters={cluster}"] if cluster else []
-    return [scontrol, *where, "--all", "--oneliner", "show", "partition"]
-
-
-def reservations_argv(scontrol: str, cluster: str | None) -> list[str]:
-    """``scontrol show reservation`` one reservation per line (``--oneliner``)."""
-    where = [f"--clusters={cluster}"] if cluster else []
-    return [scontrol, *where, "--oneliner", "show", "reservation"]
-
-
-def ping_argv(scontrol: str, cluster: str | None) -> list[str]:
-    """``scontrol ping``: whether the controller answers (one connection attempt, no retries:
-    milliseconds when its port refuses, where any other command retries for about 9 s)."""
-    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "ping"]
 
 
 def cluster_of(argv: Sequence[str]) -> str | None:

@@ -33,9 +33,12 @@ from daemon.executors.slurm.parse import (
 from daemon.executors.slurm.runner import CommandResult, Runner
 from daemon.executors.slurm.scontrol import (
     NodeRow,
+    nodes_argv,
     parse_nodes,
     parse_partitions,
     parse_reservations,
+    partitions_argv,
+    reservations_argv,
 )
 from daemon.executors.slurm.states import WAITING, is_ended
 
@@ -94,16 +97,16 @@ class SlurmQueries:
 
     def nodes(self, cluster: str | None) -> list[NodeRow]:
         """``scontrol show nodes`` of ``cluster``: each node's state, partitions and GRES."""
-        return parse_nodes(self.ok(cmd.nodes_argv(self.tool("scontrol"), cluster)).stdout)
+        return parse_nodes(self.ok(nodes_argv(self.tool("scontrol"), cluster)).stdout)
 
     def partitions(self, cluster: str | None) -> dict[str, str]:
         """``scontrol show partition`` of ``cluster``: each partition's state (``UP``, ...)."""
-        argv = cmd.partitions_argv(self.tool("scontrol"), cluster)
+        argv = partitions_argv(self.tool("scontrol"), cluster)
         return parse_partitions(self.ok(argv).stdout)
 
     def reservations(self, cluster: str | None) -> dict[str, tuple[str, ...]]:
         """``scontrol show reservation`` of ``cluster``: each node's active reservations."""
-        argv = cmd.reservations_argv(self.tool("scontrol"), cluster)
+        argv = reservations_argv(self.tool("scontrol"), cluster)
         return parse_reservations(self.ok(argv).stdout)
 
     def running(self, target: cmd.Target) -> list[RunningRow]:

@@ -57,6 +57,7 @@ from daemon.executors.slurm.runner import (
     SlurmNoAnswerError,
     SlurmUnavailableError,
 )
+from daemon.executors.slurm.scontrol import ping_argv
 
 __all__ = [
     "MAX_RETRY_S",
@@ -217,7 +218,7 @@ class Reach:
         """Whether ``cluster``'s controller answers ``scontrol ping`` (True where this host
         cannot run ``scontrol``: the command asks, rather than the outage lasting)."""
         try:
-            result = self._runner(cmd.ping_argv(self._scontrol, cluster))
+            result = self._runner(ping_argv(self._scontrol, cluster))
         except SlurmCommandMissingError as exc:
             self._cannot_run(Path(self._scontrol).name, exc)
             return True

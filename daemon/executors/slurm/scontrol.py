@@ -1,5 +1,5 @@
-"""``scontrol --oneliner show node|partition|reservation`` as frozen values (pure; tested
-against outputs recorded from Slurm 22.05).
+"""``scontrol --oneliner show node|partition|reservation`` (and ``scontrol ping``): their argv,
+and their answers as frozen values (pure; tested against outputs recorded from Slurm 22.05).
 
 Each line holds ``Key=value`` pairs, one node (partition, reservation) per line; ``Reason=``
 runs to the end of its value and may contain spaces. A line these parsers cannot read raises
@@ -18,9 +18,13 @@ from daemon.executors.slurm.parse import SlurmOutputError, expand_hostlist
 __all__ = [
     "GresCount",
     "NodeRow",
+    "nodes_argv",
     "parse_nodes",
     "parse_partitions",
     "parse_reservations",
+    "partitions_argv",
+    "ping_argv",
+    "reservations_argv",
 ]
 
 
@@ -156,3 +160,26 @@ def parse_reservations(stdout: str) -> dict[str, tuple[str, ...]]:
             for node in expand_hostlist(pairs.get("Nodes", "")):
                 found.setdefault(node, []).append(pairs["ReservationName"])
     return {node: tuple(names) for node, names in found.items()}
+
+
+def nodes_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show node`` one node per line (``--oneliner``)."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "--oneliner", "show", "node"]
+
+
+def partitions_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show partition`` one partition per line, hidden ones too (``--all``)."""
+    where = [f"--clusters={cluster}"] if cluster else []
+    return [scontrol, *where, "--all", "--oneliner", "show", "partition"]
+
+
+def reservations_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show reservation`` one reservation per line (``--oneliner``)."""
+    where = [f"--clusters={cluster}"] if cluster else []
+    return [scontrol, *where, "--oneliner", "show", "reservation"]
+
+
+def ping_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol ping``: whether the controller answers (one connection attempt, no retries:
+    milliseconds when its port refuses, where any other command retries for about 9 s)."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "ping"]

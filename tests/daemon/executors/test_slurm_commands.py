@@ -16,8 +16,6 @@ from daemon.executors.slurm.commands import (
     cluster_of,
     gres_request,
     job_name,
-    nodes_argv,
-    ping_argv,
     sacct_argv,
     sbatch_argv,
     scancel_argv,
@@ -25,6 +23,7 @@ from daemon.executors.slurm.commands import (
     update_argv,
 )
 from daemon.executors.slurm.runner import SubprocessRunner
+from daemon.executors.slurm.scontrol import nodes_argv, ping_argv
 
 HOSTILE = ("printf", "%s\\0", "a b", "$HOME", "it's", "`id`", "; rm -rf /", "\n", "*")
 
