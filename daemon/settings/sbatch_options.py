@@ -128,7 +128,7 @@ def refusal(option: str, *, account: bool = False, qos: bool = False) -> str | N
             "by: leave it out"
         )
     refused = _carbonds(option, name, account=account, qos=qos)
-    return refused if refused is not None else _miswritten(option, name)
+    return refused if refused is not None else _miswritten(option, name) or _gap(option, name)
 
 
 def given(option: str, long: str) -> str | None:
@@ -143,6 +143,23 @@ def given(option: str, long: str) -> str | None:
     if not (name.startswith(f"--{_SHORTEST[long]}") and f"--{long}".startswith(name)):
         return None
     return option[len(name) + 1 :]
+
+
+def _gap(option: str, name: str) -> str | None:
+    """Why ``option``, a ``--reservation=A,B`` list, is refused: an item of it is empty
+    (``A,``, ``,A``, ``A,,B``). sbatch 22.05 takes it as given (``Reservation=A,`` in
+    ``scontrol show job``) and the job asks the named ones alone, so a name left out by
+    mistake went unseen. None for a list without an empty item, and for ``--reservation=``
+    (no reservation)."""
+    value = given(option, "reservation")
+    if not value or "" not in (items := value.split(",")):
+        return None
+    whole = ",".join(item for item in items if item)
+    return (
+        f"{option!r} lists an empty reservation (item {items.index('') + 1} of {value!r}), "
+        "which sbatch takes as given (the job asks the named ones alone): "
+        f"write {name}={whole}, or name the reservation left out"
+    )
 
 
 def _miswritten(option: str, name: str) -> str | None:

@@ -628,3 +628,28 @@ def test_every_option_with_a_value_says_what_sbatch_does_with_a_space_around_it(
         assert frozenset().union(*sets) == every
         assert sum(len(s) for s in sets) == len(every)
     assert frozenset(SPACE_MISREAD) == TRAILING_MISREAD | LEADING_MISREAD
+
+
+@pytest.mark.parametrize(
+    ("option", "written"),
+    [("--reservation=A,", "--reservation=A"), ("--reservation=,A", "--reservation=A"),
+     ("--res=A,,B", "--res=A,B")],
+)  # fmt: skip
+def test_a_reservation_list_with_an_empty_item_is_refused_at_its_line(
+    tmp_path: Path, option: str, written: str
+) -> None:
+    """``--reservation=A,`` loaded and asked A alone (sbatch 22.05 keeps it as given,
+    ``Reservation=rA,`` in ``scontrol show job``): a name left out of the list by mistake went
+    unseen. An empty item of the list is now refused, naming file, line and field."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    assert problem.startswith(f"8: regions.b.slurm.sbatch_options: {option!r} lists ")
+    assert problem.endswith(f"write {written}, or name the reservation left out")
+
+
+def test_a_reservation_list_without_an_empty_item_is_kept(tmp_path: Path) -> None:
+    options = ("--reservation=A,B", "--res=A", "--reservation=")
+    config = tmp_path / "kept.toml"
+    listed = ", ".join(f'"{o}"' for o in options)
+    config.write_text(f'{_SLURM_REGION}partition = "gpu"\nsbatch_options = [{listed}]\n')
+    [region] = load_settings(config).regions
+    assert region.slurm is not None and region.slurm.sbatch_options == options
