@@ -265,12 +265,13 @@ def _check_slurm(settings: Settings) -> Check:
         if not gpus:
             problems.append(f"{where}: no node of the partition has GRES {region.slurm.gres}")
             continue
-        if refused := missing or sbatch_problem(executor, region.name):
+        refused, note = (missing, "") if missing else sbatch_problem(executor, region.name)
+        if refused:
             problems.append(f"{where}: {refused}")
             continue
         counts = Counter(name for _, name in gpus)
         found.append(f"{where}: " + ", ".join(f"{n}x {name}" for name, n in counts.items())
-                     + partition_note(executor, region.name))  # fmt: skip
+                     + note + partition_note(executor, region.name))  # fmt: skip
     if problems:
         return Check("slurm", "fail", "; ".join(problems + found))
     return Check("slurm", "pass", "; ".join(found))

@@ -21,6 +21,7 @@ from daemon.doctor.running_daemon import running_pid
 from daemon.errors import DaemonError
 from daemon.executors.slurm import SlurmExecutor
 from daemon.executors.slurm.runner import SlurmUnavailableError
+from daemon.executors.slurm.trial import NOT_STARTED
 from daemon.ledger.privacy import open_to_others
 from daemon.settings import Settings
 from daemon.supervision.health import HEALTH_NAME, read_health
@@ -151,31 +152,40 @@ def sbatch_missing(settings: Settings) -> str:
     return f"sbatch {sbatch} {why} (executors.slurm.bin_dir): every launch would fail"
 
 
-def sbatch_problem(executor: SlurmExecutor, region: str) -> str:
-    """Why sbatch would refuse the jobs of ``region``, or empty: ``sbatch --test-only``
-    (carbond's own sbatch argv for a one-GPU job of the region, of each GPU type it would
-    ask, its ``sbatch_options`` last, as this user:
+def sbatch_problem(executor: SlurmExecutor, region: str) -> tuple[str, str]:
+    """Why sbatch would refuse the jobs of ``region`` (empty: it would not), and a note
+    (empty: none): ``sbatch --test-only`` (carbond's own sbatch argv for a one-GPU job of the
+    region, of each GPU type it would ask, its ``sbatch_options`` last, as this user:
     :meth:`~daemon.executors.slurm.SlurmExecutor.sbatch_refusals`) refuses it, in sbatch's
     words, naming the type unless every type is refused alike: an option this sbatch does
     not know, an invalid ``--mem=``, a reservation, account, QOS or ``--constraint`` feature
     the cluster (or the nodes of that type) does not have. Empty too when sbatch does not
-    answer (the slurm line says what ``scontrol`` said)."""
+    answer (the slurm line says what ``scontrol`` said). A reservation not started yet,
+    which ``--test-only`` cannot judge, is the note."""
     try:
-        refusals = executor.sbatch_refusals(region)
+        found = executor.sbatch_refusals(region)
         tried = executor.gres_types(region)
     except SlurmUnavailableError:
-        return ""
+        return "", ""
+    refusals = [r for r in found if not r.waits_for]
+    waiting = sorted({name for r in found for name in r.waits_for})
+    note = (
+        f" (note: `sbatch --test-only` cannot judge reservation {', '.join(waiting)}, not "
+        f'started yet ("{NOT_STARTED}"); its jobs wait for it)'
+        if waiting
+        else ""
+    )
     if len(refusals) == len(tried) and len({r.said for r in refusals}) == 1:  # all, alike
         return (
             "sbatch refuses its jobs (`sbatch --test-only` with carbond's options and the "
             f"region's sbatch_options; every launch would fail): {refusals[0].said}"
-        )
+        ), note
     return "; ".join(
         f"sbatch refuses its jobs on its {r.gres_type or 'untyped'} GPUs (`sbatch --test-only` "
         f"with carbond's options for them, --gres={r.gres}, and the region's sbatch_options; "
         f"every launch on them would fail): {r.said}"
         for r in refusals
-    )
+    ), note
 
 
 def partition_note(executor: SlurmExecutor, region: str) -> str:

@@ -95,3 +95,52 @@ def test_the_slurm_line_tries_each_gpu_type_and_names_the_one_refused(
         slurm_cluster.run(["scontrol", "delete", "PartitionName=both"])
         slurm_cluster.run(["scontrol", "update", "NodeName=n2", "AvailableFeatures=",
                            "ActiveFeatures="])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("option", "line"),
+    [
+        ("--reservation=later,now", "pass: qc (partition alpha): 2x T4"),
+        ("--reservation=elsewhere,now", "pass: qc (partition alpha): 2x T4"),
+        ("--reservation=later", "pass: qc (partition alpha): 2x T4 (note: `sbatch --test-only` "
+         "cannot judge reservation later, not started yet (\"Invalid time specified\"); its "
+         "jobs wait for it)"),
+        ("--reservation=nosuch,now", "fail: qc (partition alpha): sbatch refuses its jobs "
+         "(`sbatch --test-only` with carbond's options and the region's sbatch_options; every "
+         "launch would fail): allocation failure: Requested reservation is invalid"),
+    ],
+)  # fmt: skip
+def test_the_slurm_line_judges_each_reservation_of_a_list(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    option: str, line: str,
+) -> None:  # fmt: skip
+    """``sbatch --test-only --reservation=A,B`` judges A alone: one not started yet as
+    "Invalid time specified", one on another partition's node as "Requested node
+    configuration is not available" (sbatch 22.05 on the local cluster), where a real
+    submission takes the job and Slurm starts it in B now (or waits for A): doctor failed the
+    region. Each reservation of the list is now tried alone; one sbatch takes passes, and one
+    not started yet is a note. A name the cluster does not have fails a real submission too,
+    wherever it is in the list, and still fails the line. Nothing is submitted."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    state, config = healthy_setup(tmp_path)
+    config.write_text(_CONFIG.format(state=state, option=option))
+    users = f"Users=root,{slurm_cluster.user}"
+    for name, node, start in (("now", "n1", "now"), ("later", "n1", "now+3600"),
+                              ("elsewhere", "n2", "now")):  # fmt: skip
+        slurm_cluster.run(["scontrol", "create", "reservation", f"ReservationName={name}", users,
+                           f"Nodes={node}", f"StartTime={start}", "Duration=10"])  # fmt: skip
+    try:
+        jobs_before = slurm_cluster.run(["squeue", "-h", "-t", "all", "-o", "%i"]).stdout
+        if option.endswith(",now"):  # as sbatch itself answers: its first one alone
+            said = slurm_cluster.run(["sbatch", "--test-only", "-p", "alpha", option, "--wrap",
+                                      "true"], check=False)  # fmt: skip
+            assert said.returncode != 0, said
+
+        code, checks = run_doctor(config)
+
+        assert checks["slurm"] == line
+        assert code == (1 if line.startswith("fail") else 0)
+        assert slurm_cluster.run(["squeue", "-h", "-t", "all", "-o", "%i"]).stdout == jobs_before
+    finally:
+        for name in ("now", "later", "elsewhere"):
+            slurm_cluster.run(["scontrol", "delete", f"ReservationName={name}"], check=False)

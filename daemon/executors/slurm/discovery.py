@@ -28,7 +28,7 @@ from daemon.executors.slurm.scontrol import NodeRow
 from daemon.settings.sbatch_options import given
 from policies import Device
 
-__all__ = ["SlurmDiscovery"]
+__all__ = ["SlurmDiscovery", "asked_reservations"]
 
 log = structlog.get_logger("daemon.executors.slurm.executor")
 
@@ -158,7 +158,7 @@ class SlurmDiscovery:
                 others = [row for row in running[region] if row.slurm_id not in self._mine]
                 mine = [row for row in running[region] if row.slurm_id in self._mine]
                 others += self._own_gpus.extra(cluster, mine)  # GPUs beyond their plans
-                asked = _asked(self._targets[region])
+                asked = asked_reservations(self._targets[region])
                 partition = self._targets[region].partition
                 whose = booked.read() if asked and any(
                     n.reserved for n in nodes if partition in n.partitions) else None  # fmt: skip
@@ -226,7 +226,7 @@ class SlurmDiscovery:
             node, key, its = listed.get(name), (cluster, name), regions_of
             bad = node.unusable_flags if node is not None else ("not in Slurm",)
             if node is not None and not bad:  # closed by reservations to some regions?
-                asks = {r: _asked(self._targets[r]) for r in its}
+                asks = {r: asked_reservations(self._targets[r]) for r in its}
                 whose = booked.read() if node.reserved and any(asks.values()) else None
                 kept_out = [r for r in its if not open_to(node, asks[r], whose)]
                 closed = ("RESERVED",) if node.reserved else ("not in the reservation",)
@@ -288,7 +288,7 @@ class _Booked:
         return None if read is None else list(read.get(node, ()))
 
 
-def _asked(target: cmd.Target) -> tuple[str, ...]:
+def asked_reservations(target: cmd.Target) -> tuple[str, ...]:
     """The reservations ``target``'s jobs are submitted into (none: empty): those the last
     ``--reservation=A[,B]`` in its ``sbatch_options`` names (sbatch takes the last, and
     Slurm runs the job in whichever of them starts it first), or an abbreviation sbatch

@@ -44,7 +44,7 @@ from daemon.executors.errors import (
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm import jobenv, joblogs
 from daemon.executors.slurm.capacity import Layout
-from daemon.executors.slurm.discovery import SlurmDiscovery
+from daemon.executors.slurm.discovery import SlurmDiscovery, asked_reservations
 from daemon.executors.slurm.notes import Notes
 from daemon.executors.slurm.owners import (
     cancel_held_root,
@@ -61,7 +61,7 @@ from daemon.executors.slurm.reading import LOST_LIMIT_S
 from daemon.executors.slurm.runner import Runner
 from daemon.executors.slurm.states import WAITING
 from daemon.executors.slurm.submitting import SlurmSubmitting
-from daemon.executors.slurm.trial import Refusal, gres_types, refused, trial
+from daemon.executors.slurm.trial import Refusal, gres_types, judge
 from daemon.executors.slurm.watching import SlurmWatching
 
 __all__ = ["SlurmExecutor"]
@@ -143,22 +143,24 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching, SlurmSubmitting):
         """What ``sbatch --test-only`` says refusing a one-GPU job of ``region`` as carbond
         submits one (:mod:`~daemon.executors.slurm.trial`; as this process's user, from
         their home): one trial per GRES type its discovered GPUs have, with that typed
-        request (untyped for declared ``gpus`` or untyped GRES); empty when sbatch would take
-        each. Submits nothing.
+        request (untyped for declared ``gpus`` or untyped GRES), and each reservation of the
+        region's list alone where the list is refused (:func:`~daemon.executors.slurm.trial.judge`);
+        empty when sbatch would take each. Submits nothing.
 
         Raises:
             SlurmUnavailableError: Slurm did not answer (:class:`SlurmNoAnswerError`: in
                 time), or ``sbatch`` cannot run.
             ExecutorError: ``region`` is no Slurm region.
         """
-        log_dir, target = self._log_dir or Path("/"), self._q.target(region)
+        dirs, target = (
+            (self._log_dir or Path("/"), jobenv.home(os.getuid())),
+            self._q.target(region),
+        )
+        asked = asked_reservations(target)
         refusals = []
         for gres_type in self.gres_types(region):
-            argv, script = trial(self._tool("sbatch"), target, log_dir,
-                                 jobenv.home(os.getuid()), gres_type)  # fmt: skip
-            if (said := refused(self._run(argv, stdin=script))) is not None:
-                gres = cmd.gres_request(target.gres, gres_type, 1)
-                refusals.append(Refusal(gres_type, gres, said))
+            found = judge(self._run, self._tool("sbatch"), target, dirs, gres_type, asked)
+            refusals += [found] if found is not None else []
         return refusals
 
     # -- submitting -------------------------------------------------------------------------

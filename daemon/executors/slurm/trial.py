@@ -16,31 +16,50 @@ the daemon submits for a job planned on them (``--gres=gpu:t4:1``): on a partiti
 L4 nodes, an untyped ``--gres=gpu:1`` with ``--constraint=fast`` is planned on the L4 node
 that has the feature, and passed, while every job carbond submits for the T4s is refused
 ("Requested node configuration is not available"; the local cluster, 2026-12-07).
+
+``--test-only`` judges a reservation list (``--reservation=A,B``) by its first reservation
+alone, and one not started yet as "Invalid time specified", where a real submission takes the
+job and Slurm starts it in whichever of them lets it first (sbatch 22.05 on the local
+cluster, 2026-12-08: ``--reservation=later,now`` refused so, then submitted and run; a
+list whose first reservation is on another partition's nodes, "Requested node configuration
+is not available"). A trial so refused is tried again with each reservation alone
+(:func:`judge`): one taken passes; one not started yet is not judged (a
+:attr:`Refusal.waits_for`, which doctor notes rather than fails).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from daemon.executors.slurm import commands as cmd
 from daemon.executors.slurm.capacity import Layout
-from daemon.executors.slurm.runner import CommandResult
+from daemon.executors.slurm.runner import CommandResult, Runner
 
-__all__ = ["TRIAL_JOB_ID", "Refusal", "gres_types", "refused", "trial"]
+__all__ = ["NOT_STARTED", "TRIAL_JOB_ID", "Refusal", "gres_types", "judge", "refused", "trial"]
 
 # the job id of the trial job, in its name (carbond-doctor-test-only) and its log files' names
 TRIAL_JOB_ID = "doctor-test-only"
+# what sbatch --test-only (22.05) says of a job asking a reservation that has not started yet
+NOT_STARTED = "Invalid time specified"
+# ... and of a list whose first reservation's nodes are none of the partition's: it plans the
+# job in the first reservation alone (a reservation unknown, or one the user may not use,
+# anywhere in the list is refused by a real submission too, and by --test-only)
+_FIRST_ONLY = (NOT_STARTED, "Requested node configuration is not available")
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """sbatch refusing the trial job of one GPU type: the type (``t4``; empty: untyped, any
-    GPU), the GRES the trial asked (``gpu:t4:1``) and sbatch's words."""
+    GPU), the GRES the trial asked (``gpu:t4:1``) and sbatch's words; or, where
+    ``waits_for`` names reservations, not judging it: those have not started yet
+    (:data:`NOT_STARTED`) and none of the others asked takes it."""
 
     gres_type: str
     gres: str
     said: str
+    waits_for: tuple[str, ...] = ()
 
 
 def gres_types(layout: Layout | None) -> list[str]:
@@ -74,3 +93,45 @@ def refused(result: CommandResult) -> str | None:
     lines = [line.strip() for line in (result.stderr or result.stdout).splitlines()]
     said = [line for line in lines if line and not line.startswith('Try "sbatch --help"')]
     return said[-1] if said else f"exit status {result.returncode}"
+
+
+def judge(
+    run: Runner,
+    sbatch: str,
+    target: cmd.Target,
+    dirs: tuple[Path, Path],
+    gres_type: str,
+    asked: Sequence[str],
+) -> Refusal | None:
+    """Run the trial of ``gres_type`` (:func:`trial`; ``dirs``: its log dir and working
+    directory) through ``run``: None when sbatch takes it. Refused while the region asks
+    reservations (``asked``) in a list, or one not started yet, in words that judge the
+    first reservation alone (:data:`_FIRST_ONLY`), each is tried alone (the last
+    ``--reservation=`` is the one sbatch takes): None when sbatch takes one; a
+    :attr:`~Refusal.waits_for` naming those not started yet when there are any; else the
+    refusal of the whole list, in sbatch's words."""
+
+    def said_of(where: cmd.Target) -> str | None:
+        argv, script = trial(sbatch, where, *dirs, gres_type)
+        return refused(run(argv, stdin=script))
+
+    said = said_of(target)
+    if said is None or not asked or not any(why in said for why in _FIRST_ONLY):
+        return _refusal(target, gres_type, said)
+    if len(asked) == 1 and NOT_STARTED not in said:  # judged whole: its one reservation
+        return _refusal(target, gres_type, said)
+    waiting = []
+    for name in asked:
+        options = (*target.sbatch_options, f"--reservation={name}")
+        if (why := said_of(replace(target, sbatch_options=options))) is None:
+            return None
+        waiting += [name] if NOT_STARTED in why else []
+    return _refusal(target, gres_type, said, tuple(waiting))
+
+
+def _refusal(
+    target: cmd.Target, gres_type: str, said: str | None, waits_for: tuple[str, ...] = ()
+) -> Refusal | None:
+    if said is None:
+        return None
+    return Refusal(gres_type, cmd.gres_request(target.gres, gres_type, 1), said, waits_for)
