@@ -13,6 +13,8 @@ discovers its GPUs) the GPU backend are opened, and :meth:`Daemon.close` release
 from __future__ import annotations
 
 import importlib
+import os
+import pwd
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,7 +155,20 @@ def build_slurm_executor(settings: Settings, *, follow: bool = False) -> SlurmEx
         cut_short_limit_s=cfg.cut_short_limit_s,
         allow_root_jobs=cfg.allow_root_jobs,
         log_dir=settings.state_dir / LOG_DIR_NAME,
+        submitter=_submitter(),
     )
+
+
+def _submitter() -> str | None:
+    """The user every Slurm job is submitted as: this process's, where it is not root (it
+    submits its own user's jobs only); None for root (each job's owner) or a uid without a
+    passwd entry."""
+    if (uid := os.geteuid()) == 0:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
 
 
 def with_slurm_discovery(

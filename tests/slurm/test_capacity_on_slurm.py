@@ -173,6 +173,67 @@ def test_a_region_asking_one_reservation_keeps_off_a_node_reserved_for_another(
         assert seen == {"qc/0": False, "qc/1": False, "pace/0": True, "pace/1": True}
 
 
+def test_a_region_whose_user_or_account_a_reservation_refuses_counts_none_of_its_nodes(
+    slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reservation for some users or accounts (``Users=``, ``Accounts=``): sbatch refuses
+    a job of anyone else asking it, "Access denied to requested reservation", and so every
+    job of a list naming it. carbond counted its nodes as capacity of any region asking it;
+    now only of one whose submitting user (the daemon's own, where it is not root) and
+    account may use it."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.slurm_conf))
+    made = {"for-user": f"Users={slurm_cluster.user}", "for-root-account": "Accounts=root"}
+    try:
+        for name, who in made.items():
+            slurm_cluster.run(["scontrol", "create", "reservation", f"ReservationName={name}",
+                               "StartTime=now", "Duration=10", "Nodes=n1", who,
+                               "Flags=OVERLAP"])  # fmt: skip
+        slurm_cluster.wait_until(lambda: "RESERVED" in slurm_cluster.node_flags("n1"),
+                                 what="n1 reserved")  # fmt: skip
+        for user, options in (
+            (slurm_cluster.other_user, ["--reservation=for-user"]),
+            (None, ["-A", "carbond", "--reservation=for-root-account"]),
+            (slurm_cluster.user, ["-A", "carbond", "--reservation=for-user,for-root-account"]),
+        ):
+            refused = slurm_cluster.run(["sbatch", "--hold", "-p", "alpha", *options,
+                                         "--gres=gpu:1", "--wrap", "true"],
+                                        user=user, check=False)  # fmt: skip
+            assert "Access denied to requested reservation" in refused.stderr, (options, refused)
+        regions = {
+            "user": (slurm_cluster.user, None, "for-user"),
+            "other": (slurm_cluster.other_user, None, "for-user"),
+            "anyone": (None, None, "for-user"),  # a root daemon: each job's owner
+            "root-account": (None, "root", "for-root-account"),
+            "carbond-account": (None, "carbond", "for-root-account"),
+            "user-both": (slurm_cluster.user, "carbond", "for-user,for-root-account"),
+            "user-no-account": (slurm_cluster.user, None, "for-user,for-root-account"),
+        }
+        seen = {}
+        for region, (user, account, asked) in regions.items():
+            target = Target("alpha", account=account, sbatch_options=(f"--reservation={asked}",))
+            executor = SlurmExecutor({region: target}, runner=SubprocessRunner(),
+                                     known_gpus=["T4"], submitter=user)  # fmt: skip
+            executor.discover(region)
+            devices = [Device(f"{region}/{i}", region, "CA-QC", DEFAULT_GPU_CATALOG.get("T4"))
+                       for i in range(2)]  # fmt: skip
+            with capture_logs() as logs:
+                for _ in range(2):
+                    seen[region] = {
+                        d.available for d in executor.available(devices, datetime.now(UTC))
+                    }
+            denied = [e for e in logs if e["event"] == "slurm_reservation_denied"]
+            assert len(denied) == (0 if seen[region] == {True} else 1), (region, logs)
+        assert seen == {"user": {True}, "other": {False}, "anyone": {True},
+                        "root-account": {True}, "carbond-account": {False},
+                        "user-both": {False},
+                        "user-no-account": {True}}  # fmt: skip  # its default account: unknown
+    finally:
+        for name in made:
+            slurm_cluster.run(["scontrol", "delete", f"ReservationName={name}"], check=False)
+        slurm_cluster.wait_until(lambda: "RESERVED" not in slurm_cluster.node_flags("n1"),
+                                 what="n1 out of the reservations")  # fmt: skip
+
+
 @pytest.mark.parametrize("ask", ["--gres=gpu:1", "--gpus=1", "--ntasks=1 --gpus-per-task=1"])
 def test_a_gpu_another_user_holds_is_busy_however_they_asked_for_it(
     slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch, ask: str

@@ -24,7 +24,7 @@ from daemon.executors.slurm.parse import RunningRow
 from daemon.executors.slurm.partitions import PartitionStates
 from daemon.executors.slurm.queries import SlurmQueries
 from daemon.executors.slurm.reach import Reach
-from daemon.executors.slurm.scontrol import NodeRow
+from daemon.executors.slurm.scontrol import NodeRow, Reservation, active_by_node
 from daemon.settings.sbatch_options import given
 from policies import Device
 
@@ -45,6 +45,7 @@ class SlurmDiscovery:
     _undiscovered: dict[str, str]
     _mine: set[str]
     _notes: Notes  # what is logged once
+    _submitter: str | None  # the user every job is submitted as; None: each job's owner
     _own_gpus: OwnGpus  # carbond's jobs' planned GPUs, and Slurm's where others
     _partitions: PartitionStates  # partition states, kept while all up (for a while)
 
@@ -162,6 +163,9 @@ class SlurmDiscovery:
                 partition = self._targets[region].partition
                 whose = booked.read() if asked and any(
                     n.reserved for n in nodes if partition in n.partitions) else None  # fmt: skip
+                if whose is not None and self._denied(cluster, region, asked, booked):
+                    out = [replace(d, available=False) if d.region == region else d for d in out]
+                    continue
                 out = mark_devices(out, region, self._layout.get(region), nodes, others, now,
                                    asked=asked, reservations=whose)  # fmt: skip
         return out
@@ -242,6 +246,27 @@ class SlurmDiscovery:
                 log.warning("slurm_node_unavailable", cluster=cluster, node=name, state=state,
                             reason=reason, regions=its, reservations=whose_of)  # fmt: skip
 
+    def _denied(
+        self, cluster: str | None, region: str, asked: Sequence[str], booked: _Booked
+    ) -> tuple[str, ...]:
+        """The reservations ``region`` asks that refuse its jobs (:meth:`Reservation.admits`:
+        ``Users=`` without its submitting user, ``_submitter``, where known; ``Accounts=``
+        without its ``account``, where the table sets one): sbatch refuses a job asking
+        any of them, "Access denied to requested reservation", however many it lists.
+        Logged once per change (``slurm_reservation_denied``)."""
+        user, account = self._submitter, self._targets[region].account
+        rows = {r.name: r for r in booked.rows() or ()}
+        denied = tuple(n for n in asked if n in rows and rows[n].admits(user, account) is False)
+        said, key = self._notes.denied, (cluster, region)
+        if denied and said.get(key) != denied:
+            log.warning("slurm_reservation_denied", cluster=cluster, region=region,
+                        reservations=list(denied), user=user, account=account)  # fmt: skip
+        if denied:
+            said[key] = denied
+        else:
+            said.pop(key, None)
+        return denied
+
     def _name_odd_running(self, cluster: str | None, rows: Sequence[RunningRow]) -> None:
         """Log once while it lasts each job carbond did not submit whose running row squeue
         printed unreadable (``slurm_running_unreadable``): an unread end is taken as an hour
@@ -267,18 +292,25 @@ class _Booked:
 
     def __init__(self, queries: SlurmQueries, cluster: str | None) -> None:
         self._q, self._cluster = queries, cluster
+        self._rows: list[Reservation] | None = None
         self._read: dict[str, tuple[str, ...]] | None = None
         self._asked = False
 
-    def read(self) -> dict[str, tuple[str, ...]] | None:
-        """Each node's active reservations; None when Slurm's answer could not be had or
-        read (logged ``slurm_reservations_unread``; asked once a round all the same)."""
+    def rows(self) -> list[Reservation] | None:
+        """The cluster's reservations; None when Slurm's answer could not be had or read
+        (logged ``slurm_reservations_unread``; asked once a round all the same)."""
         if not self._asked:
             self._asked = True
             try:
-                self._read = self._q.reservations(self._cluster)
+                self._rows = self._q.reservations(self._cluster)
+                self._read = active_by_node(self._rows)
             except ExecutorError as exc:
                 log.warning("slurm_reservations_unread", cluster=self._cluster, error=str(exc))
+        return self._rows
+
+    def read(self) -> dict[str, tuple[str, ...]] | None:
+        """Each node's active reservations; None when not known (:meth:`rows`)."""
+        self.rows()
         return self._read
 
     def of(self, node: str) -> list[str] | None:

@@ -90,6 +90,9 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching, SlurmSubmitting):
         log_dir: where the service puts the jobs' ``.out``/``.err`` (``<state_dir>/logs``),
             to read back why a job exited 127 (None: not read).
         partitions_ttl_s: how long partition states read all up are kept (:mod:`partitions`).
+        submitter: the user every job is submitted as (a daemon not running as root submits
+            its own user's jobs only), by which a reservation's ``Users=`` is judged; None:
+            each job's owner, not judged.
     """
 
     def __init__(
@@ -105,8 +108,10 @@ class SlurmExecutor(SlurmDiscovery, SlurmWatching, SlurmSubmitting):
         allow_root_jobs: bool = True,
         log_dir: Path | None = None,
         partitions_ttl_s: float = PARTITIONS_TTL_S,
+        submitter: str | None = None,
     ) -> None:
         self._targets = dict(targets)
+        self._submitter = submitter
         # every command goes through it: an unreachable controller is asked once, not per call
         self._reach = Reach(runner, str(bin_dir / "scontrol") if bin_dir else "scontrol")
         self._q = SlurmQueries(targets, self._reach, bin_dir)

@@ -28,6 +28,7 @@ class Notes:
     deferred: dict[str, str] = field(default_factory=dict)  # carbond job -> adoption put off
     partitions: dict[Key, str] = field(default_factory=dict)  # (cluster, partition) not UP
     nodes: dict[Key, tuple[str, ...]] = field(default_factory=dict)  # (cluster, node) unusable
+    denied: dict[Key, tuple[str, ...]] = field(default_factory=dict)  # (cluster, region) refused
     begins: dict[str, datetime] = field(default_factory=dict)  # held job -> planned start
     begin_said: dict[str, datetime] = field(default_factory=dict)  # -> its start moved to
     # waiting since

@@ -33,6 +33,7 @@ from daemon.executors.slurm.parse import (
 from daemon.executors.slurm.runner import CommandResult, Runner
 from daemon.executors.slurm.scontrol import (
     NodeRow,
+    Reservation,
     nodes_argv,
     parse_nodes,
     parse_partitions,
@@ -104,8 +105,8 @@ class SlurmQueries:
         argv = partitions_argv(self.tool("scontrol"), cluster)
         return parse_partitions(self.ok(argv).stdout)
 
-    def reservations(self, cluster: str | None) -> dict[str, tuple[str, ...]]:
-        """``scontrol show reservation`` of ``cluster``: each node's active reservations."""
+    def reservations(self, cluster: str | None) -> list[Reservation]:
+        """``scontrol show reservation`` of ``cluster``: its reservations."""
         argv = reservations_argv(self.tool("scontrol"), cluster)
         return parse_reservations(self.ok(argv).stdout)
 

@@ -18,6 +18,8 @@ from daemon.executors.slurm.parse import SlurmOutputError, expand_hostlist
 __all__ = [
     "GresCount",
     "NodeRow",
+    "Reservation",
+    "active_by_node",
     "nodes_argv",
     "parse_nodes",
     "parse_partitions",
@@ -142,23 +144,69 @@ def parse_partitions(stdout: str) -> dict[str, str]:
     return states
 
 
-def parse_reservations(stdout: str) -> dict[str, tuple[str, ...]]:
-    """Each node's active reservations (``State=ACTIVE``; its ``Nodes`` host list expanded)
-    from ``scontrol --oneliner show reservation``; ``No reservations in the system``: none.
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One reservation of ``scontrol show reservation``: its name, whether it is active now,
+    its nodes (expanded) and who may use it (``Users=``, ``Accounts=``: empty for
+    ``(null)``, any; a name with a leading ``-`` excludes: ``Users=-bob`` is anyone but bob)."""
+
+    name: str
+    active: bool
+    nodes: tuple[str, ...]
+    users: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+
+    def admits(self, user: str | None, account: str | None) -> bool | None:
+        """Whether a job of ``user`` charged to ``account`` may use it (Slurm 22.05: it
+        must pass both lists where both are given); None where a list it has is asked of
+        a name not known (None)."""
+        verdicts = [_admits(self.users, user), _admits(self.accounts, account)]
+        if False in verdicts:
+            return False
+        return None if None in verdicts else True
+
+
+def _admits(names: tuple[str, ...], name: str | None) -> bool | None:
+    if not names:
+        return True
+    if name is None:
+        return None
+    if all(n.startswith("-") for n in names):
+        return f"-{name}" not in names
+    return name in names
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n for n in text.split(",") if n and n != "(null)")
+
+
+def parse_reservations(stdout: str) -> list[Reservation]:
+    """The reservations of ``scontrol --oneliner show reservation`` (``State=ACTIVE``:
+    active; its ``Nodes`` host list expanded); ``No reservations in the system``: none.
 
     Raises:
         SlurmOutputError: a reservation line without ``ReservationName``, or its host list
             unreadable.
     """
-    found: dict[str, list[str]] = {}
+    found = []
     for line in data_lines(stdout):
         if not (pairs := _pairs(line)) and line.startswith("No reservations"):
             continue
         if "ReservationName" not in pairs:
             raise SlurmOutputError(f"scontrol show reservation: no ReservationName in {line!r}")
-        if pairs.get("State") == "ACTIVE":
-            for node in expand_hostlist(pairs.get("Nodes", "")):
-                found.setdefault(node, []).append(pairs["ReservationName"])
+        found.append(Reservation(pairs["ReservationName"], pairs.get("State") == "ACTIVE",
+                                 expand_hostlist(pairs.get("Nodes", "")),
+                                 _names(pairs.get("Users", "")),
+                                 _names(pairs.get("Accounts", ""))))  # fmt: skip
+    return found
+
+
+def active_by_node(reservations: list[Reservation]) -> dict[str, tuple[str, ...]]:
+    """Each node's active reservations, by name."""
+    found: dict[str, list[str]] = {}
+    for r in reservations:
+        for node in r.nodes if r.active else ():
+            found.setdefault(node, []).append(r.name)
     return {node: tuple(names) for node, names in found.items()}
 
 

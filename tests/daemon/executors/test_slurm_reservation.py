@@ -8,6 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.executors.slurm import SlurmExecutor, Target
+from daemon.executors.slurm.scontrol import active_by_node, parse_reservations
 from daemon.settings.sbatch_options import refusal
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
@@ -185,3 +186,20 @@ def test_a_node_closed_to_a_region_by_reservations_is_named_for_it() -> None:
         ("slurm_node_unavailable", "IDLE", ["qc"], []),
         ("slurm_node_available", "IDLE+RESERVED", ["qc"], None),
     ]
+
+
+def test_who_may_use_a_reservation_is_read_from_its_users_and_accounts() -> None:
+    """``Users=``/``Accounts=`` as Slurm 22.05 printed them on the local cluster; both
+    given, a job must pass both (sbatch refused a user not in ``Users=`` whose account was
+    in ``Accounts=``); ``Users=-bob``: anyone but bob; a name not known is not judged."""
+    line = _reservation("r", "n[1-2]").replace("Users=root", "Users=alice,bob")
+    [r] = parse_reservations(line.replace("Accounts=(null)", "Accounts=ops"))
+    assert (r.name, r.active, r.nodes, r.users, r.accounts) == (
+        "r", True, ("n1", "n2"), ("alice", "bob"), ("ops",))  # fmt: skip
+    who = [("alice", "ops"), ("carol", "ops"), ("alice", "x"), (None, "ops"), ("alice", None)]
+    assert [r.admits(*w) for w in who] == [True, False, False, None, None]
+    [anyone] = parse_reservations(line.replace("Users=alice,bob", "Users=-bob"))
+    assert [anyone.admits("alice", None), anyone.admits("bob", None)] == [True, False]
+    [later] = parse_reservations(_reservation("later", "n1", state="INACTIVE"))
+    assert later.users == ("root",) and not later.active
+    assert active_by_node([r, later]) == {"n1": ("r",), "n2": ("r",)}
