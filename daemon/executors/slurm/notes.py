@@ -29,6 +29,9 @@ class Notes:
     partitions: dict[Key, str] = field(default_factory=dict)  # (cluster, partition) not UP
     nodes: dict[Key, tuple[str, ...]] = field(default_factory=dict)  # (cluster, node) unusable
     denied: dict[Key, tuple[str, ...]] = field(default_factory=dict)  # (cluster, region) refused
+    # clusters whose energy plugin was read (None: none), and those a job ran unmeasured on
+    energy_plugins: dict[str | None, str | None] = field(default_factory=dict)
+    unmeasured: set[str | None] = field(default_factory=set)
     begins: dict[str, datetime] = field(default_factory=dict)  # held job -> planned start
     begin_said: dict[str, datetime] = field(default_factory=dict)  # -> its start moved to
     # waiting since

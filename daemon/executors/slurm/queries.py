@@ -34,6 +34,8 @@ from daemon.executors.slurm.runner import CommandResult, Runner
 from daemon.executors.slurm.scontrol import (
     NodeRow,
     Reservation,
+    config_argv,
+    config_value,
     nodes_argv,
     parse_nodes,
     parse_partitions,
@@ -104,6 +106,13 @@ class SlurmQueries:
         """``scontrol show partition`` of ``cluster``: each partition's state (``UP``, ...)."""
         argv = partitions_argv(self.tool("scontrol"), cluster)
         return parse_partitions(self.ok(argv).stdout)
+
+    def energy_plugin(self, cluster: str | None) -> str | None:
+        """``cluster``'s ``AcctGatherEnergyType`` (``scontrol show config``): the plugin that
+        measures its jobs' energy; None when it has none (``acct_gather_energy/none``)."""
+        argv = config_argv(self.tool("scontrol"), cluster)
+        plugin = config_value(self.ok(argv).stdout, "AcctGatherEnergyType")
+        return None if plugin in (None, "", "(null)", "acct_gather_energy/none") else plugin
 
     def reservations(self, cluster: str | None) -> list[Reservation]:
         """``scontrol show reservation`` of ``cluster``: its reservations."""

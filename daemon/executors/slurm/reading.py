@@ -36,6 +36,9 @@ log = structlog.get_logger("daemon.executors.slurm.executor")
 # unknown) before it is ended failed, rather than asked again every poll for ever; the
 # default of [executors.slurm] cut_short_limit_s.
 LOST_LIMIT_S = 600.0
+# The shortest run whose missing energy is named (slurm_energy_unmeasured): sacct's times
+# are whole seconds, and a measured job of a few seconds gets a few hundred joules or more.
+UNMEASURED_MIN_S = 3.0
 
 
 class SlurmReading:
@@ -82,8 +85,34 @@ class SlurmReading:
                     status = self._cannot_run(status)
                     gpus = job.gpus if (job := row_of(acct, token.slurm_id)) else None
                     status = self._own_gpus.charged(cluster, token.slurm_id, status, gpus)
+                    self._name_unmeasured(cluster, token.slurm_id, status)
                     out.append((handle, self._refused(cluster, token.slurm_id, status), acct))
         return out
+
+    def _name_unmeasured(self, cluster: str | None, slurm_id: str, status: ExitStatus) -> None:
+        """Log once per cluster (``slurm_energy_unmeasured``) a job that ran
+        :data:`UNMEASURED_MIN_S` or more with no energy from ``sacct`` on a cluster whose
+        ``AcctGatherEnergyType`` names a plugin: a meter that reads nothing (0 W) looks as
+        no accounting does, and the outcome is estimated. The plugin is read (``scontrol
+        show config``) once per executor, at the first such job: an unanswered read is
+        taken as no plugin."""
+        begun, ended_at = status.started_at, status.finished_at
+        if status.energy_j is not None or begun is None or cluster in self._notes.unmeasured:
+            return
+        ran_s = (ended_at - begun).total_seconds()
+        if ran_s < UNMEASURED_MIN_S:
+            return
+        plugins = self._notes.energy_plugins
+        if cluster not in plugins:
+            try:
+                plugins[cluster] = self._q.energy_plugin(cluster)
+            except ExecutorError:
+                plugins[cluster] = None
+        if plugins[cluster] is None:
+            return
+        self._notes.unmeasured.add(cluster)
+        log.warning("slurm_energy_unmeasured", cluster=cluster, plugin=plugins[cluster],
+                    slurm_id=slurm_id, job_id=status.job_id, ran_s=ran_s)  # fmt: skip
 
     def _refused(self, cluster: str | None, slurm_id: str, status: ExitStatus) -> ExitStatus:
         """``status`` of a job carbond cancelled running, refusing it (root's, after Slurm

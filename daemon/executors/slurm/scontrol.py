@@ -20,6 +20,8 @@ __all__ = [
     "NodeRow",
     "Reservation",
     "active_by_node",
+    "config_argv",
+    "config_value",
     "nodes_argv",
     "parse_nodes",
     "parse_partitions",
@@ -231,3 +233,18 @@ def ping_argv(scontrol: str, cluster: str | None) -> list[str]:
     """``scontrol ping``: whether the controller answers (one connection attempt, no retries:
     milliseconds when its port refuses, where any other command retries for about 9 s)."""
     return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "ping"]
+
+
+def config_argv(scontrol: str, cluster: str | None) -> list[str]:
+    """``scontrol show config``: the controller's configuration, ``Key = value`` a line."""
+    return [scontrol, *([f"--clusters={cluster}"] if cluster else []), "show", "config"]
+
+
+def config_value(stdout: str, key: str) -> str | None:
+    """``key``'s value in ``scontrol show config`` (``AcctGatherEnergyType   =
+    acct_gather_energy/pm_counters``); None where it has no such line."""
+    for line in data_lines(stdout):
+        name, sep, value = line.partition("=")
+        if sep and name.strip() == key:
+            return value.strip()
+    return None

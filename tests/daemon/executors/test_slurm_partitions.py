@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from daemon.executors.errors import ExecutorError, RegionClosedError
 from daemon.executors.slurm import CommandResult
 from daemon.executors.slurm.parse import SlurmOutputError
-from daemon.executors.slurm.scontrol import parse_partitions
+from daemon.executors.slurm.scontrol import config_value, parse_partitions
 from policies import Device
 from policies.footprint import DEFAULT_GPU_CATALOG
 from tests.daemon.executors.fake_slurm import RECORDED, T0, FakeSlurm, launch_spec, slurm_executor
@@ -156,3 +156,15 @@ def test_an_sbatch_refused_for_its_partition_makes_the_job_wait_not_fail(tmp_pat
     with pytest.raises(ExecutorError) as failed:
         slurm_executor(own_fault).launch(launch_spec(tmp_path), T0)
     assert not isinstance(failed.value, RegionClosedError)
+
+
+def test_the_energy_plugin_is_read_from_scontrol_show_config() -> None:
+    """``scontrol show config`` as Slurm 22.05 prints it (lines of the local cluster's)."""
+    shown = (
+        "Configuration data as of 2026-12-08T00:02:00\n"
+        "AccountingStorageTRES   = cpu,mem,energy,node,billing,fs/disk,vmem,pages,gres/gpu\n"
+        "AcctGatherEnergyType    = acct_gather_energy/pm_counters\n"
+        "JobAcctGatherFrequency  = task=1,energy=1\n"
+    )
+    assert config_value(shown, "AcctGatherEnergyType") == "acct_gather_energy/pm_counters"
+    assert config_value(shown, "AcctGatherNodeFreq") is None
