@@ -131,18 +131,24 @@ def _constraint_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
 
 
 def _capacity_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
-    """The model does not fit the memory of any admissible GPU type, or no region has enough
-    GPUs of one type for its tensor parallelism."""
+    """The model does not fit the memory of any admissible GPU type (or its engine cannot serve
+    its precision there: fp8 on a V100 under vLLM), or no region has enough GPUs of one type
+    for its tensor parallelism."""
     estimates = [(estimate_on(job, group[0]), group) for group in device_groups(job, devices)]
     fitting = [(est, group) for est, group in estimates if est.fits]
     if estimates and not fitting:
-        est = max((est for est, _ in estimates), key=lambda e: e.memory_available_gb)
-        batch = min(job.workload.batch_size, job.workload.request_count)
-        return (
-            f"{est.model} at {job.workload.precision}, batch {batch}, needs "
-            f"{est.memory_required_gb:.1f} GB per GPU, the largest offers "
-            f"{est.memory_available_gb:.1f} GB usable ({est.gpu})"
-        )
+        short = [est for est, _ in estimates if est.memory_required_gb > est.memory_available_gb]
+        # the others hold it but their engine cannot serve its precision (fp8 on a V100)
+        problems = sorted({est.reason for est, _ in estimates if est not in short})
+        if short:
+            est = max(short, key=lambda e: e.memory_available_gb)
+            batch = min(job.workload.batch_size, job.workload.request_count)
+            problems.insert(0, (
+                f"{est.model} at {job.workload.precision}, batch {batch}, needs "
+                f"{est.memory_required_gb:.1f} GB per GPU, the largest offers "
+                f"{est.memory_available_gb:.1f} GB usable ({est.gpu})"
+            ))  # fmt: skip
+        return "; ".join(problems)
     need = job.workload.tensor_parallel
     if fitting:
         _, group = max(fitting, key=lambda item: len(item[1]))

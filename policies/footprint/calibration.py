@@ -17,14 +17,18 @@ both classes, with the pooled residual quantiles. The ``hf-eager`` profile is no
 
 :func:`estimate_interval` is what planners call: the point estimate and its 10th/90th
 percentile energy and duration (:func:`band_for` says whose residuals). A pessimistic
-latest-safe-start uses ``duration_s_p90``.
+latest-safe-start uses ``duration_s_p90``. It prices the precision the engine serves on the GPU
+(:func:`.served.served_precision`, as ``carbond estimate`` and ``advise`` do): under vLLM a
+bf16 job on a T4 or V100 is priced (and named) as fp16, and fp8 on a V100 does not fit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Final
 
+from policies.errors import InvalidWorkloadError
 from policies.fast_init import fast_init
 from policies.footprint._calibrated import CALIBRATIONS, FIT_ROWS
 from policies.footprint.estimator import Estimate, estimate
@@ -32,6 +36,7 @@ from policies.footprint.gpus import GpuSpec
 from policies.footprint.models import ModelSpec
 from policies.footprint.power import PowerCurve, PowerModel, StudyPowerModel
 from policies.footprint.runtimes import RuntimeProfile
+from policies.footprint.served import served_precision
 from policies.footprint.serving import estimate_continuous
 from policies.footprint.workload import Workload
 
@@ -188,7 +193,11 @@ def estimate_interval(
     """Predict ``workload`` on ``gpu`` with calibrated parameters and a 10-90 % interval.
 
     Continuous-batching runtimes (vLLM) use :func:`.serving.estimate_continuous` with the
-    calibration of ``gpu``'s class; others use :func:`.estimator.estimate` unchanged.
+    calibration of ``gpu``'s class; others use :func:`.estimator.estimate` unchanged. The
+    workload is priced at the precision ``runtime`` serves on ``gpu``
+    (:func:`.served.served_precision`): the estimate's workload names it (vLLM's bf16 on a T4
+    is fp16), and a precision it cannot serve there (fp8 on a V100) does not fit (``fits``
+    False, ``inf`` time and energy, ``reason`` saying why), as a model too big does not.
 
     A pure function of its four frozen arguments and the module's fitted constants, so the
     answers are kept (:data:`_ESTIMATES_KEPT` of them): planners ask it for every waiting job
@@ -218,6 +227,28 @@ _kept: dict[tuple[int, int, int, Workload], _Kept] = {}  # a memo of a pure func
 
 
 def _interval(
+    model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
+) -> EstimateInterval:
+    try:
+        served = served_precision(gpu, runtime, workload.precision).precision
+    except InvalidWorkloadError as exc:  # not servable on this GPU at all: it does not fit
+        return _unserved(_priced(model, gpu, runtime, workload), str(exc))
+    if served != workload.precision:
+        workload = replace(workload, precision=served)
+    return _priced(model, gpu, runtime, workload)
+
+
+def _unserved(band: EstimateInterval, reason: str) -> EstimateInterval:
+    """``band`` as a workload that does not fit, for ``reason`` (its memory figures kept)."""
+    inf = math.inf
+    point = replace(band.estimate, fits=False, reason=reason, duration_s=inf, energy_j=inf,
+                    prefill_s=inf, decode_s=inf, batch_latency_s=inf, prefill_energy_j=inf,
+                    decode_energy_j=inf, batch_in_flight=0)  # fmt: skip
+    return replace(band, estimate=point, energy_j_p10=inf, energy_j_p90=inf,
+                   duration_s_p10=inf, duration_s_p90=inf)  # fmt: skip
+
+
+def _priced(
     model: ModelSpec, gpu: GpuSpec, runtime: RuntimeProfile, workload: Workload
 ) -> EstimateInterval:
     band = band_for(runtime, gpu)

@@ -1,4 +1,5 @@
-"""The weight precision a serving engine runs on a GPU: one rule for `advise` and `estimate`.
+"""The weight precision a serving engine runs on a GPU: one rule for `advise`, `estimate` and the
+planner (:func:`.calibration.estimate_interval` prices the precision served).
 
 vLLM (every profile with ``continuous_batching``) checks the GPU's compute capability when it
 loads a model:

@@ -134,3 +134,22 @@ def test_a_tensor_parallel_size_the_heads_do_not_split_over_is_refused(
         "carbond: error: invalid job: field 'tensor_parallel': llama-3.1-8b's 32 attention heads"
     )
     assert not (tmp_path / "queue.jsonl").exists()
+
+
+V100 = '[[regions]]\nname = "ca"\nzone = "US-CAL-CISO"\ngpus = ["V100"]\n'
+
+
+def test_a_vllm_fp8_job_where_only_v100s_are_configured_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vLLM serves no fp8 on Volta: the planner places such a job on no V100 (as a model too
+    big), so submit says the daemon will reject it; with a T4 beside them it fits there."""
+    argv = ("--model", "llama-1b", "--runtime", "vllm", "--precision", "fp8")
+    [warning], _ = _submit(tmp_path, capsys, V100, *argv)
+    assert warning == (
+        "fits no configured GPU: vLLM serves no fp8 on V100 (Volta, compute capability 7.0; "
+        "fp8 needs 7.5): use fp16, int8 or int4: the daemon will reject it"
+    )
+    (tmp_path / "queue.jsonl").unlink()
+    warnings, _ = _submit(tmp_path, capsys, V100 + T4_ONLY, *argv)
+    assert warnings == []
