@@ -26,6 +26,7 @@ from policies.candidates import estimate_on
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.recalibration import Observation, Recalibration
 from policies.footprint.runtimes import get_runtime
+from policies.footprint.served import served_precision
 
 __all__ = ["Learning", "fine_key", "measured_history", "refold_changed", "teaches"]
 
@@ -63,7 +64,7 @@ class Learning:
                      measured_duration_s=measured_duration_s)  # fmt: skip
             return True
         learned = self.recalibration
-        runtime, precision = fine_key(job)
+        runtime, precision = fine_key(job, device.gpu)
         state = learned.get(model, gpu, runtime, precision)
         used = learned.level(model, gpu, runtime, precision)
         log.info(
@@ -135,16 +136,22 @@ class Learning:
         return folded
 
 
-def fine_key(job: JobSpec) -> tuple[str, str]:
-    """The runtime and weight precision of ``job``'s fine factor key, as its estimate names
-    them (:meth:`Recalibration.apply <policies.footprint.recalibration.Recalibration.apply>`
+def fine_key(job: JobSpec, gpu: GpuSpec) -> tuple[str, str]:
+    """The runtime and weight precision of ``job``'s fine factor key on ``gpu``, as its estimate
+    names them (:meth:`Recalibration.apply <policies.footprint.recalibration.Recalibration.apply>`
     looks the factors up by the estimate's): the runtime profile's name (``VLLM`` is ``vllm``;
-    an unknown runtime as written, such a job is never estimated) and the precision."""
+    an unknown runtime as written, such a job is never estimated) and the precision served
+    there (:func:`~policies.footprint.served.served_precision`: vLLM's bf16 on a T4 is fp16;
+    one it cannot serve as asked, such a job never runs there)."""
     try:
-        runtime = get_runtime(job.runtime).name
+        profile = get_runtime(job.runtime)
     except PoliciesError:
-        runtime = job.runtime
-    return runtime, job.workload.precision
+        return job.runtime, job.workload.precision
+    try:
+        precision = served_precision(gpu, profile, job.workload.precision).precision
+    except PoliciesError:
+        precision = job.workload.precision
+    return profile.name, precision
 
 
 def teaches(simulated: bool, gpu_type: str, inventory: Iterable[InventoryGpu]) -> bool:

@@ -283,7 +283,8 @@ def _raw_duration_s(item: Launch, learned: Recalibration | None) -> float | None
     spec = item.job_spec()
     if spec is None:
         return None
-    factor = learned.duration_factor(spec.model.name, item.chosen.gpu, *fine_key(spec))
+    served_on = item.gpus[0].device.gpu  # the precision is the one served there
+    factor = learned.duration_factor(spec.model.name, item.chosen.gpu, *fine_key(spec, served_on))
     return None if factor == 1.0 else item.chosen.duration_s / factor
 
 

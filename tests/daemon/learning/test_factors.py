@@ -506,3 +506,27 @@ def test_a_run_that_teaches_nothing_is_logged_as_ignored() -> None:
         assert learner.learn(job("good"), device, 50_000.0, 600.0)
     assert [e["event"] for e in events] == ["recalibration_ignored", "recalibrated"]
     assert events[0]["job_id"] == "zero" and events[1]["samples"] == 1
+
+
+def test_a_vllm_bf16_run_on_a_t4_teaches_and_logs_the_fp16_factor_it_was_priced_at() -> None:
+    """vLLM serves bf16 as fp16 on a T4 and the planner prices it so (the estimate names fp16,
+    and the factor is looked up by the estimate's precision): the run teaches that factor, and
+    the log line and the dispatcher's raw duration (``fine_key``) name it, not an empty bf16
+    one."""
+    from dataclasses import replace as replaced
+
+    from policies.footprint import Workload
+    from tests.policies.conftest import devices, job
+
+    learner, device = Learning(), devices("qc", "CA-QC", "T4", 1)[0]
+    spec = job("bf16")
+    w = spec.workload
+    spec = replaced(spec, runtime="vllm", workload=Workload(
+        w.batch_size, w.input_tokens, w.output_tokens, w.requests, "bf16"))  # fmt: skip
+    assert factors.fine_key(spec, device.gpu) == ("vllm", "fp16")
+    eager = replaced(spec, runtime="hf-eager")
+    assert factors.fine_key(eager, device.gpu) == ("hf-eager", "bf16")
+    with capture_logs() as events:
+        assert learner.learn(spec, device, 50_000.0, 600.0)
+    assert (events[0]["precision"], events[0]["samples"]) == ("fp16", 1)
+    assert learner.recalibration.get(spec.model.name, "T4", "vllm", "fp16").samples == 1
