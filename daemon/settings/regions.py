@@ -94,7 +94,8 @@ class SiteSettings(Section):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     tilt_deg: float = Field(default=20.0, ge=0, le=90)
-    azimuth_deg: float = Field(default=180.0, ge=0, le=360)
+    # None: facing the equator (180 north of it, 0 south of it), as PVWatts defaults
+    azimuth_deg: float | None = Field(default=None, ge=0, le=360)
     losses: float = Field(default=0.14, ge=0, lt=1)
     pv_csv: ConfigPath | None = None
     other_load_w: float = Field(default=0.0, ge=0, le=_MAX_SITE_W)

@@ -244,8 +244,12 @@ def build_site(region: str, zone: str, cfg: SiteSettings) -> Site:
     """
     pv_array = None
     if cfg.pv_kwp > 0 and cfg.latitude is not None and cfg.longitude is not None:
+        # unset: facing the equator (south of it, 180 faced away from the sun)
+        azimuth = cfg.azimuth_deg
+        if azimuth is None:
+            azimuth = 180.0 if cfg.latitude >= 0 else 0.0
         pv_array = PvArray(cfg.pv_kwp, cfg.latitude, cfg.longitude, cfg.tilt_deg,
-                           cfg.azimuth_deg, cfg.losses)  # fmt: skip
+                           azimuth, cfg.losses)  # fmt: skip
     battery = None
     if cfg.battery is not None:
         b = cfg.battery

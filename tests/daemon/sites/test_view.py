@@ -167,6 +167,26 @@ def test_a_site_no_one_has_is_refused_naming_the_field(
         _site(**fields)
 
 
+@pytest.mark.parametrize(
+    ("latitude", "fields", "azimuth_deg"),
+    [
+        (37.77, {}, 180.0),
+        (-33.87, {}, 0.0),  # Sydney: facing the equator is facing north
+        (0.0, {}, 180.0),
+        (-33.87, {"azimuth_deg": 180.0}, 180.0),  # as given
+    ],
+)
+def test_modelled_pv_faces_the_equator_unless_told(
+    latitude: float, fields: dict[str, object], azimuth_deg: float
+) -> None:
+    """The default azimuth was 180 (south) everywhere: south of the equator the panels faced
+    away from the sun, and a 6 kWp array in Sydney modelled 6.5 kWh on a clear June day
+    instead of 22.5 (PVWatts' default faces the equator)."""
+    site = build_site("sf", "US-CAL-CISO", _site(latitude=latitude, **fields))
+    assert site.pv_array is not None
+    assert site.pv_array.azimuth_deg == azimuth_deg
+
+
 def test_modelled_and_measured_pv_together_are_refused(tmp_path: Path) -> None:
     """``pv_kwp`` beside ``pv_csv`` was accepted and the kWp silently ignored (the CSV won)."""
     with pytest.raises(ValueError, match="pv_kwp and pv_csv both set: give one of them"):
