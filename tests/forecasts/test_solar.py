@@ -64,6 +64,15 @@ def test_power_csv_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(series.values_w, [0.0, 12.5, 20.0])
 
 
+def test_power_csv_reads_a_time_without_offset_as_utc(tmp_path: Path) -> None:
+    """docs/sites.md says so: a local-time logger must write its offset."""
+    naive, local = tmp_path / "naive.csv", tmp_path / "local.csv"
+    naive.write_text("datetime,power_w\n2023-06-05T16:00:00,1\n2023-06-05T16:15:00,2\n")
+    local.write_text("datetime,power_w\n2023-06-05T09:00-07:00,1\n2023-06-05T09:15-07:00,2\n")
+    assert load_power_csv(naive).start == datetime(2023, 6, 5, 16, tzinfo=UTC)
+    assert load_power_csv(local).start == datetime(2023, 6, 5, 16, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
