@@ -308,10 +308,13 @@ class SiteView:
         pv = site.pv_forecast_w(now, grid.start, step, n)
         other = site.other_forecast_w(now, grid.start, step, n)
         soc = self._soc.get(region)
+        # the forecast starts at the hour's top, the battery's state is now's: the elapsed part
+        # of the first step is not dispatched again (until 2026-12-08 it was: drained twice)
+        elapsed_s = min(max((now - grid.start).total_seconds(), 0.0), float(step))
 
         def through_site(series: FloatArray) -> FloatArray:
             return effective_intensity(series, pv, other, committed, free, step, site.factors,
-                                       site.battery, soc)  # fmt: skip
+                                       site.battery, soc, step - elapsed_s)  # fmt: skip
 
         upper = getattr(grid, "upper_g_per_kwh", None)
         return SiteIntensity(

@@ -166,6 +166,7 @@ def dispatch(
     step_s: float,
     battery: Battery | None = None,
     initial_soc: float | None = None,
+    first_step_s: float | None = None,
 ) -> SiteFlows:
     """The site's flows over ``n`` steps (``n`` = the longest of the arrays; scalars repeat).
 
@@ -176,16 +177,17 @@ def dispatch(
         step_s: step length, seconds.
         battery: the battery, or None.
         initial_soc: state of charge at the start (default ``battery.initial_soc``).
+        first_step_s: the first step's length, if shorter (a forecast's current step from now,
+            the state of charge being now's); flows for :func:`split_jobs` have none.
 
     Raises:
         SiteError: a negative or non-finite power, a bad step or state of charge.
     """
-    if not (math.isfinite(step_s) and step_s > 0):
-        raise SiteError(f"step_s must be > 0, got {step_s!r}")
     n = max(np.size(pv_w), np.size(gpu_w), np.size(other_w))
-    pv = _as_steps(pv_w, n, "pv_w") * step_s
-    gpu = _as_steps(gpu_w, n, "gpu_w") * step_s
-    other = _as_steps(other_w, n, "other_w") * step_s
+    steps = _durations(step_s, n, first_step_s)
+    pv = _as_steps(pv_w, n, "pv_w") * steps
+    gpu = _as_steps(gpu_w, n, "gpu_w") * steps
+    other = _as_steps(other_w, n, "other_w") * steps
     pv_other = np.minimum(pv, other)
     pv_gpu = np.minimum(pv - pv_other, gpu)
     surplus = pv - pv_other - pv_gpu
@@ -198,7 +200,7 @@ def dispatch(
         soc0 = battery.initial_soc if initial_soc is None else initial_soc
         if not battery.min_soc - 1e-9 <= soc0 <= 1 + 1e-9:
             raise SiteError(f"initial_soc {soc0!r} outside [{battery.min_soc}, 1]")
-        _run_battery(battery, step_s, surplus, need_other + need_gpu, soc0, charge, discharge, soc)
+        _run_battery(battery, steps, surplus, need_other + need_gpu, soc0, charge, discharge, soc)
     dis_other = np.minimum(discharge, need_other)
     dis_gpu = discharge - dis_other
     grid_other = need_other - dis_other
@@ -210,9 +212,20 @@ def dispatch(
     )  # fmt: skip
 
 
+def _durations(step_s: float, n: int, first_step_s: float | None) -> FloatArray:
+    """Each step's length, s: ``step_s``, the first ``first_step_s`` where given."""
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise SiteError(f"step_s must be > 0, got {step_s!r}")
+    if first_step_s is not None and not 0 <= first_step_s <= step_s:
+        raise SiteError(f"first_step_s {first_step_s!r} outside [0, {step_s!r}]")
+    steps = np.full(n, float(step_s))
+    steps[:1] = step_s if first_step_s is None else first_step_s
+    return steps
+
+
 def _run_battery(
     battery: Battery,
-    step_s: float,
+    steps_s: FloatArray,
     surplus_j: FloatArray,
     deficit_j: FloatArray,
     soc0: float,
@@ -224,17 +237,17 @@ def _run_battery(
     capacity = battery.capacity_j
     eta = battery.one_way_efficiency
     floor = battery.min_soc * capacity
-    max_in = battery.charge_power_w * step_s
-    max_out = battery.discharge_power_w * step_s
+    max_in = battery.charge_power_w * steps_s
+    max_out = battery.discharge_power_w * steps_s
     stored = min(max(soc0, battery.min_soc), 1.0) * capacity
     soc[0] = stored / capacity
     for k in range(len(surplus_j)):
         if surplus_j[k] > 0:
-            taken = min(surplus_j[k], max_in, (capacity - stored) / eta)
+            taken = min(surplus_j[k], max_in[k], (capacity - stored) / eta)
             charge_j[k] = taken
             stored = min(stored + taken * eta, capacity)
         elif deficit_j[k] > 0:
-            given = min(deficit_j[k], max_out, max(stored - floor, 0.0) * eta)
+            given = min(deficit_j[k], max_out[k], max(stored - floor, 0.0) * eta)
             discharge_j[k] = given
             stored = max(stored - given / eta, floor)
         soc[k + 1] = stored / capacity
@@ -320,7 +333,7 @@ def split_jobs(
 
 
 def _spare_battery_j(
-    battery: Battery, flows: SiteFlows, grid: FloatArray, spare_pv_j: FloatArray
+    battery: Battery, flows: SiteFlows, grid: FloatArray, spare_pv_j: FloatArray, steps: FloatArray
 ) -> FloatArray:
     """Battery energy deliverable at each step that no committed load needs later, given to
     the dirtiest grid steps first. Taking ``e`` at step ``h`` lowers the stored energy at every
@@ -330,7 +343,7 @@ def _spare_battery_j(
     eta = battery.one_way_efficiency
     floor = battery.min_soc * battery.capacity_j
     room = np.maximum(flows.soc[1:] * battery.capacity_j - floor, 0.0) * eta  # (n,)
-    headroom = np.maximum(battery.discharge_power_w * flows.step_s - flows.discharge_j, 0.0)
+    headroom = np.maximum(battery.discharge_power_w * steps - flows.discharge_j, 0.0)
     alloc = np.zeros(n)
     for h in np.argsort(-grid, kind="stable"):
         if spare_pv_j[h] > 0:  # PV is spare then: the battery is not the next kWh
@@ -351,16 +364,17 @@ def effective_intensity(
     factors: SiteFactors,
     battery: Battery | None = None,
     soc_now: float | None = None,
+    first_step_s: float | None = None,
 ) -> FloatArray:
     """The intensity (g/kWh) of the next GPU kWh at the site, per step of a forecast.
 
     The committed load (jobs already running, ``committed_w``) is dispatched first from the
-    battery's state ``soc_now``. What is left on site — PV that would be curtailed, battery
-    energy no committed load needs — is shared over the free GPU capacity ``free_w`` (the
-    facility power of every GPU that could take new work at that step): a fraction
-    ``s = min(1, spare / free_w)`` of any new job's energy is priced at the on-site factor and
-    the rest at the grid's. Jobs running together use at most ``free_w``, so together they are
-    never priced on more surplus than the site has (no surplus is counted twice).
+    battery's state ``soc_now`` (over the first step's last ``first_step_s``, if given). Left
+    on site — PV that would be curtailed, battery energy no committed load needs — is shared
+    over the free GPU capacity ``free_w`` (facility power of every GPU that could take new
+    work then): a fraction ``s = min(1, spare / free_w)`` of a new job's energy is priced at
+    the on-site factor, the rest at the grid's. Jobs running together use at most ``free_w``,
+    so together they are never priced on more surplus than the site has (none counted twice).
 
     Raises:
         SiteError: negative or non-finite inputs.
@@ -369,13 +383,14 @@ def effective_intensity(
     n = len(grid)
     flows = dispatch(
         _as_steps(pv_w, n, "pv_w"), _as_steps(committed_w, n, "committed_w"),
-        _as_steps(other_w, n, "other_w"), step_s, battery, soc_now,
+        _as_steps(other_w, n, "other_w"), step_s, battery, soc_now, first_step_s,
     )  # fmt: skip
-    free = _as_steps(free_w, n, "free_w") * step_s
+    steps = _durations(step_s, n, first_step_s)
+    free = _as_steps(free_w, n, "free_w") * steps
     spare_pv = flows.curtailed_j
-    spare_bat = (
-        _spare_battery_j(battery, flows, grid, spare_pv) if battery is not None else np.zeros(n)
-    )
+    spare_bat = np.zeros(n)
+    if battery is not None:
+        spare_bat = _spare_battery_j(battery, flows, grid, spare_pv, steps)
     safe = np.where(free > 0, free, 1.0)
     s_pv = np.where(free > 0, np.minimum(1.0, spare_pv / safe), 0.0)
     s_bat = np.where(free > 0, np.minimum(1.0 - s_pv, spare_bat / safe), 0.0)

@@ -92,6 +92,27 @@ def test_the_battery_drains_under_running_load_at_night() -> None:
     assert view.soc("sf") == pytest.approx(0.9 - drawn / (2.0 * 3.6e6), rel=1e-6)
 
 
+def test_the_battery_state_now_is_not_drained_again_for_the_hour_already_past() -> None:
+    """The forecast starts at the hour's top (``floor_hour``), the battery's state is as of
+    now: the planner dispatched the hour's elapsed part again from it. At 00:55 a full 1 kWh
+    battery under one busy GPU (300 W) has 375 Wh left after 02:00 and covers all of the
+    other GPU's 300 Wh in the dirtiest hour (41 g/kWh); drained again for 00:00-00:55 it had
+    100 Wh left there and priced that hour at 347 g/kWh."""
+    battery = {"capacity_kwh": 1.0, "charge_power_w": 10_000, "discharge_power_w": 10_000,
+               "round_trip_efficiency": 1.0, "min_soc": 0.0, "initial_soc": 1.0}  # fmt: skip
+    view = SiteView({"sf": build_site("sf", "US-CAL-CISO", _site(pv_kwp=0.0, battery=battery))})
+    top = START + timedelta(hours=8)  # 01:00 PDT: no PV either way
+    now = top + timedelta(minutes=55)
+    grid = np.array([300.0, 300.0, 500.0])
+    forecasts = {"US-CAL-CISO": _Forecast("US-CAL-CISO", top, 3600, grid)}
+    devices = [
+        Device("sf/0", "sf", "US-CAL-CISO", RTX, 1.0, top + timedelta(hours=3)),
+        Device("sf/1", "sf", "US-CAL-CISO", RTX, 1.0, None),
+    ]
+    seen = view.forecasts(now, devices, forecasts)["US-CAL-CISO"].values_g_per_kwh
+    assert seen[2] == pytest.approx(41.0)
+
+
 def test_measured_pv_is_forecast_from_the_day_before(tmp_path: Path) -> None:
     path = tmp_path / "pv.csv"
     rows = ["datetime,power_w"]

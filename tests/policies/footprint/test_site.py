@@ -172,6 +172,21 @@ def test_effective_intensity_uses_battery_energy_no_committed_load_needs() -> No
     np.testing.assert_allclose(eff, [60.0, 300.0, 300.0])
 
 
+def test_a_short_first_step_holds_its_powers_and_limits_over_its_own_length() -> None:
+    """A forecast's current step from now: 600 of its 3600 s. 2 kW of load on a battery of
+    1 kW: over 600 s it delivers 600 kJ (not its 1.2 MJ of load, as a step's limit of 3.6 MJ
+    would), the grid the rest, and the step balances."""
+    battery = Battery(capacity_kwh=2.0, charge_power_w=1000, discharge_power_w=1000,
+                      round_trip_efficiency=1.0, min_soc=0.0, initial_soc=1.0)  # fmt: skip
+    flows = dispatch(0.0, [2000.0, 2000.0], 0.0, 3600.0, battery, first_step_s=600.0)
+    np.testing.assert_allclose(flows.discharge_j, [600_000.0, 3_600_000.0])
+    np.testing.assert_allclose(flows.grid_j, [600_000.0, 3_600_000.0])
+    np.testing.assert_allclose(flows.imbalance_j(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(flows.soc, [1.0, 1.0 - 600_000 / 7.2e6, 1.0 - 4.2e6 / 7.2e6])
+    with pytest.raises(SiteError, match="first_step_s"):
+        dispatch(0.0, 1000.0, 0.0, 3600.0, battery, first_step_s=3601.0)
+
+
 def test_dispatch_matches_vessims_simple_battery() -> None:
     """The study's co-simulator, on the case both model (lossless battery, one power limit,
     no other load): the same state of charge and grid energy at every step."""
