@@ -14,6 +14,7 @@ from typing import Final
 
 from daemon.catalog import gpu_catalog
 from daemon.ledger.accounting import Accounting
+from daemon.reports.audit_sources import md_table, sources_section
 from daemon.reports.lines import UNKNOWN_ZONE, JobLine, in_order, shown
 from daemon.reports.render import counted, fixed, share
 from daemon.settings import Settings
@@ -86,12 +87,6 @@ def _kg(grams: float) -> str:
     return fixed(grams / 1000, 6)
 
 
-def _table(headings: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    out = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return [*out, ""]
-
-
 def _onsite_section(
     lines: Sequence[JobLine], months: Sequence[str], settings: Settings
 ) -> list[str]:
@@ -122,38 +117,9 @@ def _onsite_section(
         "source. Only the grid part is charged at the grid's intensity; PV and battery energy "
         "at their life-cycle factors.",
         "",
-        *_table(["month", "region", "facility kWh", "PV kWh", "battery kWh", "grid kWh",
+        *md_table(["month", "region", "facility kWh", "PV kWh", "battery kWh", "grid kWh",
                  "on-site share", "PV / battery gCO2e/kWh"], rows),
     ]  # fmt: skip
-
-
-def _sources_section(
-    ledger: Accounting, lines: Sequence[JobLine], since: datetime | None, until: datetime | None
-) -> list[str]:
-    """The intensity samples recorded over the period per zone and source, or, when there are
-    none, one line saying why (an empty table said nothing)."""
-    sources = [
-        [r["zone"], r["source"], r["samples"], r["first_at"], r["last_at"],
-         fixed(float(r["mean_g_per_kwh"]))]
-        for r in ledger.intensity_sources(since, until)
-    ]  # fmt: skip
-    if sources:
-        return _table(["grid zone", "intensity source", "samples", "first", "last",
-                       "mean gCO2e/kWh"], sources)  # fmt: skip
-    recorded = ledger.intensity_sources()
-    if not lines:
-        why = "no job finished in the period and no intensity sample was recorded in it."
-    elif not recorded:
-        rungs = "+".join(sorted({line.intensity_source for line in lines}))
-        why = ("the ledger holds no intensity sample at all (the daemon records one per zone "
-               "at each intensity refresh); the emission factors above are those stored with "
-               f"each job's outcome (signal rung: {rungs}).")  # fmt: skip
-    else:
-        first = min(str(r["first_at"]) for r in recorded)
-        last = max(str(r["last_at"]) for r in recorded)
-        why = (f"none in the period (the ledger's samples run from {first} to {last}); the "
-               "emission factors above are those stored with each job's outcome.")  # fmt: skip
-    return [f"No intensity samples: {why}", ""]
 
 
 def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]:
@@ -193,7 +159,7 @@ def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]
         "statement's settings); the embodied kgCO2e and the grams per GPU-hour are those "
         "recorded with each job when it finished, as charged then (the totals above)." + note,
         "",
-        *_table(["GPU", "embodied kgCO2e per GPU (catalog as of now)", "lifetime years "
+        *md_table(["GPU", "embodied kgCO2e per GPU (catalog as of now)", "lifetime years "
                  "(as of now)", "method", "GPU-hours", "embodied kgCO2e (recorded)",
                  "gCO2e per GPU-hour (recorded)"], rows),
     ]  # fmt: skip
@@ -235,7 +201,7 @@ def audit_statement(
         rows.append([month, len(ml), _kwh(measured + estimated), _kwh(measured),
                      _kwh(estimated), _kg(operational), _kg(embodied),
                      _kg(operational + embodied), missing])  # fmt: skip
-    out += _table(
+    out += md_table(
         ["month", "jobs", "energy kWh", "measured kWh", "estimated kWh", "operational kgCO2e",
          "embodied kgCO2e", "total kgCO2e", "jobs without grams"],
         rows,
@@ -255,7 +221,7 @@ def audit_statement(
                             "-" if factor is None else fixed(factor),
                             ", ".join(f"{p:g}" for p in pues) or "-",
                             "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip
-    out += _table(
+    out += md_table(
         ["month", "region", "grid zone", "emission factor gCO2e/kWh (energy-weighted)", "PUE",
          "signal rung"],
         factors,
@@ -263,7 +229,7 @@ def audit_statement(
     if any(line.zone == UNKNOWN_ZONE for line in lines):
         out += [f"Grid zone {UNKNOWN_ZONE}: jobs whose outcome was recorded before outcomes "
                 "stored their zone (ledger schema 1).", ""]  # fmt: skip
-    out += ["## Data sources", "", *_sources_section(ledger, lines, since, until)]
+    out += ["## Data sources", "", *sources_section(ledger, lines)]
     out += ["## Embodied carbon assumptions", "", *_embodied_section(lines, settings)]
     out += ["## Energy measured and estimated", ""]
     total = sum(line.energy_j or 0.0 for line in lines)
@@ -273,5 +239,5 @@ def audit_statement(
         energy = sum(line.energy_j or 0.0 for line in ml)
         part = share(energy / total) if total > 0 else "-"
         split.append([method, len(ml), _kwh(energy), part])
-    out += _table(["energy method", "jobs", "kWh", "share of energy"], split)
+    out += md_table(["energy method", "jobs", "kWh", "share of energy"], split)
     return "\n".join(out)

@@ -235,18 +235,17 @@ def test_an_audit_with_no_intensity_sample_says_why_not_an_empty_table(
 
     db = sqlite3.connect(tmp_path / "ledger.db")
     first = db.execute("SELECT min(at) FROM intensity_samples").fetchone()[0]
-    assert sources().startswith("| grid zone | intensity source |")  # samples: the table
+    assert "\n| grid zone | intensity source |" in sources()  # samples: the table
     period = ("--since", "2000-01-01", "--until", "2000-02-01")
     assert sources(*period) == (
-        "No intensity samples: no job finished in the period and no intensity sample was "
-        "recorded in it."
+        "No intensity samples: no job finished in the period, so no sample priced one."
     )
     with db:  # jobs before the first sample
         db.execute("UPDATE intensity_samples SET at = '2999-01-01T00:00:00+00:00' WHERE at = ?",
                    (first,))  # fmt: skip
         db.execute("DELETE FROM intensity_samples WHERE at < '2999'")
     assert sources("--until", "2998-01-01") == (
-        "No intensity samples: none in the period (the ledger's samples run from "
+        "No intensity samples: none priced the period's jobs (the ledger's samples run from "
         "2999-01-01T00:00:00+00:00 to 2999-01-01T00:00:00+00:00); the emission factors above "
         "are those stored with each job's outcome."
     )
