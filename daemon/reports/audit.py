@@ -189,6 +189,12 @@ def audit_statement(
         "",
         "## Emissions by month",
         "",
+        "GPU energy is the GPUs' own, measured or estimated (before PUE); facility energy is "
+        "GPU energy times the site's PUE, and the grams are charged on it: operational kgCO2e "
+        "is each region's facility energy drawn from the grid times its emission factor (the "
+        "table of emission factors gives both per month and region), plus on-site PV and "
+        "battery energy at their own factors where a site has them.",
+        "",
     ]
     rows = []
     for month in months:
@@ -198,12 +204,14 @@ def audit_statement(
         operational = sum(line.operational_g or 0.0 for line in ml)
         embodied = sum(line.embodied_g or 0.0 for line in ml)
         missing = sum(line.total_g is None for line in ml)
+        facility = sum(line.facility_j for line in ml)
         rows.append([month, len(ml), _kwh(measured + estimated), _kwh(measured),
-                     _kwh(estimated), _kg(operational), _kg(embodied),
+                     _kwh(estimated), _kwh(facility), _kg(operational), _kg(embodied),
                      _kg(operational + embodied), missing])  # fmt: skip
     out += md_table(
-        ["month", "jobs", "energy kWh", "measured kWh", "estimated kWh", "operational kgCO2e",
-         "embodied kgCO2e", "total kgCO2e", "jobs without grams"],
+        ["month", "jobs", "GPU energy kWh", "GPU measured kWh", "GPU estimated kWh",
+         "facility energy kWh (GPU x PUE)", "operational kgCO2e", "embodied kgCO2e",
+         "total kgCO2e", "jobs without grams"],
         rows,
     )  # fmt: skip
     out += _onsite_section(lines, months, settings)
@@ -218,12 +226,12 @@ def audit_statement(
             factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
             pues = sorted({line.pue for line in rl if line.pue is not None})
             factors.append([month, shown(region), ", ".join(sorted({line.zone for line in rl})),
-                            "-" if factor is None else fixed(factor),
+                            "-" if factor is None else fixed(factor), _kwh(energy),
                             ", ".join(f"{p:g}" for p in pues) or "-",
                             "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip
     out += md_table(
-        ["month", "region", "grid zone", "emission factor gCO2e/kWh (energy-weighted)", "PUE",
-         "signal rung"],
+        ["month", "region", "grid zone", "emission factor gCO2e/kWh (energy-weighted)",
+         "grid kWh (facility energy from the grid)", "PUE", "signal rung"],
         factors,
     )  # fmt: skip
     if any(line.zone == UNKNOWN_ZONE for line in lines):
@@ -239,5 +247,5 @@ def audit_statement(
         energy = sum(line.energy_j or 0.0 for line in ml)
         part = share(energy / total) if total > 0 else "-"
         split.append([method, len(ml), _kwh(energy), part])
-    out += md_table(["energy method", "jobs", "kWh", "share of energy"], split)
+    out += md_table(["energy method", "jobs", "GPU kWh", "share of energy"], split)
     return "\n".join(out)

@@ -51,8 +51,8 @@ def test_audit_is_a_monthly_statement_that_adds_up(demo_state: Path, carbond: Ru
     db.close()
     row = next(line for line in text.splitlines() if line.startswith(f"| {month} |"))
     assert (
-        float(row.split("|")[8].replace(",", "")) * 1000 == float(f"{total_g:.6g}")
-        or abs(float(row.split("|")[8].replace(",", "")) * 1000 - total_g) < 1e-3 * total_g
+        float(row.split("|")[9].replace(",", "")) * 1000 == float(f"{total_g:.6g}")
+        or abs(float(row.split("|")[9].replace(",", "")) * 1000 - total_g) < 1e-3 * total_g
     )
     assert "location-based" in text.lower() and "PUE" in text and "embedded" in text
 
@@ -83,7 +83,7 @@ def test_audit_lists_every_month_of_the_period_with_no_job_as_zero(
     assert list(rows) == months
     for month, cells in rows.items():
         if month != "2026-03":
-            assert cells == ["0"] * 8, month
+            assert cells == ["0"] * 9, month
     if "2026-03" in rows:
         assert rows["2026-03"][0] == "7"
 

@@ -86,7 +86,7 @@ def test_the_audit_statement_writes_large_figures_in_fixed_notation(
     ).fetchone()
     db.close()
     row = next(line for line in rows if line.startswith(f"| {month} |"))
-    assert row.split("|")[8].strip() == fixed(total_g / 1000, 6)
+    assert row.split("|")[9].strip() == fixed(total_g / 1000, 6)
 
 
 def test_the_emissions_plot_titles_its_total_in_fixed_notation(

@@ -1,0 +1,58 @@
+"""``carbond report --audit``'s "Emissions by month": what its energy columns are, and how they
+reconcile with the grams."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.reports.conftest import Run
+
+
+def _table(statement: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """The headings and the rows (cells stripped) of the first table under ``heading``."""
+    section = statement.split(f"## {heading}\n\n", 1)[1].split("\n## ", maxsplit=1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table]
+    return cells[0], cells[1:]
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def test_the_monthly_energy_columns_say_gpu_and_facility_and_reconcile_with_the_grams(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """The column read "energy kWh": the GPUs' own energy, before PUE, beside grams that include
+    PUE, so an auditor multiplying it by the emission factor came out short by the PUE. The
+    columns say GPU energy, and the facility energy (GPU energy x PUE) is beside it: times the
+    energy-weighted factor of each region it is the operational grams."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:  # one region's site at PUE 1.5, its grams charged on it as the daemon does
+        db.execute("UPDATE outcomes SET pue = 1.5, operational_g = operational_g * 1.5,"
+                   " total_g = operational_g * 1.5 + embodied_g WHERE zone = 'CA-QC'")  # fmt: skip
+    text = carbond("report", "--state-dir", str(tmp_path), "--audit")
+    headings, rows = _table(text, "Emissions by month")
+    assert "energy kWh" not in headings
+    assert headings[2:6] == ["GPU energy kWh", "GPU measured kWh", "GPU estimated kWh",
+                             "facility energy kWh (GPU x PUE)"]  # fmt: skip
+    gpu_j, facility_j = db.execute(
+        "SELECT sum(energy_j), sum(energy_j * coalesce(pue, 1)) FROM outcomes"
+    ).fetchone()
+    db.close()
+    month = next(row for row in rows if row[0] == "2026-03")
+    assert _number(month[2]) == pytest.approx(gpu_j / 3.6e6, rel=1e-5)
+    assert _number(month[5]) == pytest.approx(facility_j / 3.6e6, rel=1e-5)
+    assert facility_j > gpu_j
+    operational_kg = _number(month[headings.index("operational kgCO2e")])
+    factor_headings, factors = _table(text, "Emission factors and PUE")
+    grid = factor_headings.index("grid kWh (facility energy from the grid)")
+    summed = sum(_number(r[grid]) * _number(r[3]) for r in factors if r[0] == "2026-03") / 1000
+    assert summed == pytest.approx(operational_kg, rel=1e-3)
+    assert "facility energy" in text.split("## Emissions by month", 1)[1].split("|", 1)[0]
+    assert "GPU kWh" in _table(text, "Energy measured and estimated")[0]
