@@ -23,6 +23,8 @@ from policies.errors import PoliciesError
 __all__ = ["audit_statement", "month_of"]
 
 J_PER_KWH: Final = 3_600_000
+# The label of each table's last row, over the whole period (jobs, kWh and grams summed).
+TOTAL: Final = "total"
 
 METHOD: Final = """\
 Location-based, following the GHG Protocol Scope 2 guidance's location-based method: each
@@ -101,15 +103,11 @@ def _onsite_section(
     for month in months:
         for region in in_order(line.region for line in sited if month_of(line) == month):
             rl = [line for line in sited if month_of(line) == month and line.region == region]
-            pv = sum(line.site_pv_j or 0.0 for line in rl)
-            battery = sum(line.site_battery_j or 0.0 for line in rl)
-            facility = sum(line.facility_j for line in rl)
             site = None if region is None else factors.get(region)
-            rows.append([month, shown(region), _kwh(facility), _kwh(pv), _kwh(battery),
-                         _kwh(max(facility - pv - battery, 0.0)),
-                         share((pv + battery) / facility) if facility > 0 else "-",
-                         "-" if site is None else f"{fixed(site.pv_g_per_kwh, 6)} / "
-                         f"{fixed(site.battery_g_per_kwh, 6)}"])  # fmt: skip
+            rows.append(_onsite_row(month, shown(region), rl, "-" if site is None else
+                                    f"{fixed(site.pv_g_per_kwh, 6)} / "
+                                    f"{fixed(site.battery_g_per_kwh, 6)}"))  # fmt: skip
+    rows.append(_onsite_row(TOTAL, "all", sited, "-"))
     return [
         "## On-site energy",
         "",
@@ -120,6 +118,16 @@ def _onsite_section(
         *md_table(["month", "region", "facility kWh", "PV kWh", "battery kWh", "grid kWh",
                  "on-site share", "PV / battery gCO2e/kWh"], rows),
     ]  # fmt: skip
+
+
+def _onsite_row(label: str, region: str, lines: Sequence[JobLine], factors: str) -> list[object]:
+    """A row of "On-site energy" over ``lines``: kWh summed, the on-site share of their sum."""
+    pv = sum(line.site_pv_j or 0.0 for line in lines)
+    battery = sum(line.site_battery_j or 0.0 for line in lines)
+    facility = sum(line.facility_j for line in lines)
+    return [label, region, _kwh(facility), _kwh(pv), _kwh(battery),
+            _kwh(max(facility - pv - battery, 0.0)),
+            share((pv + battery) / facility) if facility > 0 else "-", factors]  # fmt: skip
 
 
 def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]:
@@ -165,6 +173,38 @@ def _embodied_section(lines: Sequence[JobLine], settings: Settings) -> list[str]
     ]  # fmt: skip
 
 
+def _emissions_row(label: str, lines: Sequence[JobLine]) -> list[object]:
+    """``label``'s row of "Emissions by month" over ``lines``: every column a sum."""
+    measured = sum(line.energy_j or 0.0 for line in lines if line.measured)
+    estimated = sum(line.energy_j or 0.0 for line in lines if not line.measured)
+    operational = sum(line.operational_g or 0.0 for line in lines)
+    embodied = sum(line.embodied_g or 0.0 for line in lines)
+    return [label, len(lines), _kwh(measured + estimated), _kwh(measured), _kwh(estimated),
+            _kwh(sum(line.facility_j for line in lines)), _kg(operational), _kg(embodied),
+            _kg(operational + embodied), sum(line.total_g is None for line in lines)]  # fmt: skip
+
+
+def _factor_row(
+    label: str, region: str, lines: Sequence[JobLine], *, pue_mean: bool = False
+) -> list[object]:
+    """A row of "Emission factors and PUE" over ``lines``: the realised intensity weighted by
+    the energy drawn from the grid (that weight beside it); the PUEs in force, or with
+    ``pue_mean`` their energy-weighted mean (facility over GPU energy)."""
+    weighted = [(line.grid_j, line.intensity_g_per_kwh) for line in lines
+                if line.intensity_g_per_kwh is not None]  # fmt: skip
+    energy = sum(e for e, _ in weighted)
+    factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
+    if pue_mean:
+        gpu_j = sum(line.energy_j or 0.0 for line in lines)
+        pue = fixed(sum(line.facility_j for line in lines) / gpu_j) if gpu_j > 0 else "-"
+    else:
+        pue = ", ".join(f"{p:g}" for p in sorted({line.pue for line in lines
+                                                   if line.pue is not None})) or "-"  # fmt: skip
+    return [label, region, ", ".join(sorted({line.zone for line in lines})),
+            "-" if factor is None else fixed(factor), _kwh(energy), pue,
+            "+".join(sorted({line.intensity_source for line in lines}))]  # fmt: skip
+
+
 def audit_statement(
     ledger: Accounting,
     lines: Sequence[JobLine],
@@ -196,23 +236,12 @@ def audit_statement(
         "battery energy at their own factors where a site has them.",
         "",
     ]
-    rows = []
-    for month in months:
-        ml = [line for line in lines if month_of(line) == month]
-        measured = sum(line.energy_j or 0.0 for line in ml if line.measured)
-        estimated = sum(line.energy_j or 0.0 for line in ml if not line.measured)
-        operational = sum(line.operational_g or 0.0 for line in ml)
-        embodied = sum(line.embodied_g or 0.0 for line in ml)
-        missing = sum(line.total_g is None for line in ml)
-        facility = sum(line.facility_j for line in ml)
-        rows.append([month, len(ml), _kwh(measured + estimated), _kwh(measured),
-                     _kwh(estimated), _kwh(facility), _kg(operational), _kg(embodied),
-                     _kg(operational + embodied), missing])  # fmt: skip
+    rows = [_emissions_row(m, [line for line in lines if month_of(line) == m]) for m in months]
     out += md_table(
         ["month", "jobs", "GPU energy kWh", "GPU measured kWh", "GPU estimated kWh",
          "facility energy kWh (GPU x PUE)", "operational kgCO2e", "embodied kgCO2e",
          "total kgCO2e", "jobs without grams"],
-        rows,
+        [*rows, _emissions_row(TOTAL, lines)] if months else [],
     )  # fmt: skip
     out += _onsite_section(lines, months, settings)
     out += ["## Emission factors and PUE", ""]
@@ -220,15 +249,9 @@ def audit_statement(
     for month in months:
         for region in in_order(line.region for line in lines if month_of(line) == month):
             rl = [line for line in lines if month_of(line) == month and line.region == region]
-            weighted = [(line.grid_j, line.intensity_g_per_kwh) for line in rl
-                        if line.intensity_g_per_kwh is not None]  # fmt: skip
-            energy = sum(e for e, _ in weighted)
-            factor = sum(e * (i or 0.0) for e, i in weighted) / energy if energy > 0 else None
-            pues = sorted({line.pue for line in rl if line.pue is not None})
-            factors.append([month, shown(region), ", ".join(sorted({line.zone for line in rl})),
-                            "-" if factor is None else fixed(factor), _kwh(energy),
-                            ", ".join(f"{p:g}" for p in pues) or "-",
-                            "+".join(sorted({line.intensity_source for line in rl}))])  # fmt: skip
+            factors.append(_factor_row(month, shown(region), rl))
+    if factors:  # over the period: the factor weighted by energy, the PUE facility over GPU
+        factors.append(_factor_row(TOTAL, "all", lines, pue_mean=True))
     out += md_table(
         ["month", "region", "grid zone", "emission factor gCO2e/kWh (energy-weighted)",
          "grid kWh (facility energy from the grid)", "PUE", "signal rung"],
@@ -247,5 +270,7 @@ def audit_statement(
         energy = sum(line.energy_j or 0.0 for line in ml)
         part = share(energy / total) if total > 0 else "-"
         split.append([method, len(ml), _kwh(energy), part])
+    if split:
+        split.append([TOTAL, len(lines), _kwh(total), share(1.0) if total > 0 else "-"])
     out += md_table(["energy method", "jobs", "GPU kWh", "share of energy"], split)
     return "\n".join(out)

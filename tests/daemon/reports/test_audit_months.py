@@ -56,3 +56,56 @@ def test_the_monthly_energy_columns_say_gpu_and_facility_and_reconcile_with_the_
     assert summed == pytest.approx(operational_kg, rel=1e-3)
     assert "facility energy" in text.split("## Emissions by month", 1)[1].split("|", 1)[0]
     assert "GPU kWh" in _table(text, "Energy measured and estimated")[0]
+
+
+def _two_months(demo_state: Path, tmp_path: Path) -> Path:
+    """A copy of the demo ledger whose CA-QC jobs finished a month later (2026-04), at a site
+    of PUE 1.5 (their grams charged on it)."""
+    shutil.copy(demo_state / "ledger.db", tmp_path / "ledger.db")
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    with db:
+        db.execute("UPDATE outcomes SET started_at = replace(started_at, '-03-', '-04-'),"
+                   " finished_at = replace(finished_at, '-03-', '-04-'), pue = 1.5,"
+                   " operational_g = operational_g * 1.5,"
+                   " total_g = operational_g * 1.5 + embodied_g WHERE zone = 'CA-QC'")  # fmt: skip
+    db.close()
+    return tmp_path
+
+
+def test_the_statement_has_a_total_row_where_the_columns_add(
+    demo_state: Path, carbond: Run, tmp_path: Path
+) -> None:
+    """A year's statement had twelve monthly rows and no total: the auditor added them by hand.
+    Each table by month ends in a ``total`` row: the sums where the columns add (jobs, kWh,
+    kgCO2e), the energy-weighted means where they do not (the emission factor; the PUE, as
+    facility over GPU energy), "-" where neither means anything."""
+    state = _two_months(demo_state, tmp_path)
+    text = carbond("report", "--state-dir", str(state), "--audit", "--since", "2026-03-01",
+                   "--until", "2026-06-01")  # fmt: skip
+    headings, rows = _table(text, "Emissions by month")
+    assert [row[0] for row in rows] == ["2026-03", "2026-04", "2026-05", "total"]
+    months, total = rows[:-1], rows[-1]
+    for i in range(1, len(headings)):
+        assert _number(total[i]) == pytest.approx(sum(_number(r[i]) for r in months), rel=1e-5)
+    db = sqlite3.connect(state / "ledger.db")
+    jobs, grams, gpu_j, grid_j, operational_g = db.execute(
+        "SELECT count(*), sum(total_g), sum(energy_j), sum(energy_j * coalesce(pue, 1)),"
+        " sum(operational_g) FROM outcomes"
+    ).fetchone()
+    db.close()
+    assert total[1] == str(jobs) and _number(total[8]) == pytest.approx(grams / 1000, rel=1e-5)
+    f_headings, factors = _table(text, "Emission factors and PUE")
+    assert [row[:2] for row in factors][-1] == ["total", "all"]
+    assert len({row[0] for row in factors[:-1]}) == 2  # two months, then the total
+    last = dict(zip(f_headings, factors[-1], strict=True))
+    weighted = operational_g / (grid_j / 3.6e6)
+    assert _number(last["emission factor gCO2e/kWh (energy-weighted)"]) == pytest.approx(
+        weighted, rel=1e-3
+    )
+    assert _number(last["grid kWh (facility energy from the grid)"]) == pytest.approx(
+        grid_j / 3.6e6, rel=1e-5
+    )
+    assert _number(last["PUE"]) == pytest.approx(grid_j / gpu_j, rel=1e-3)
+    methods = _table(text, "Energy measured and estimated")[1]
+    assert methods[-1][0] == "total" and methods[-1][1] == str(jobs)
+    assert _number(methods[-1][2]) == pytest.approx(gpu_j / 3.6e6, rel=1e-5)

@@ -62,6 +62,9 @@ def test_a_job_in_the_sun_is_covered_by_pv_and_charged_at_its_factor(tmp_path: P
     lines = ledger_lines(service.ledger)
     statement = audit_statement(service.ledger, lines, service.settings, None, None, clock())
     assert "## On-site energy" in statement and "| 100.0% | 40 / 41 |" in statement
+    onsite = statement.split("## On-site energy", 1)[1].split("\n## ", 1)[0]
+    kwh = fixed(energy / J_PER_KWH, 6)  # the period's total row: summed kWh, the share of sums
+    assert f"| total | all | {kwh} | {kwh} | 0 | 0 | 100.0% | - |" in onsite
     service.ledger.close()
 
 
