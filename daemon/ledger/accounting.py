@@ -238,6 +238,16 @@ class Accounting(Connection):
         totals["deadlines_missed"] = float(late)
         return totals
 
+    def first_record(self) -> datetime | None:
+        """The ledger's earliest record: a job's submission or an intensity sample, whichever
+        came first (None for an empty ledger). Before it, the ledger knows nothing."""
+        firsts = [
+            dt(self._exec(f"SELECT min({column}) FROM {table}").fetchone()[0])
+            for table, column in (("jobs", "submitted_at"), ("intensity_samples", "at"))
+        ]
+        known = [f if f.tzinfo else f.replace(tzinfo=UTC) for f in firsts if f is not None]
+        return min(known) if known else None
+
     def intensity_sources(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:

@@ -62,23 +62,47 @@ def month_of(line: JobLine) -> str:
 
 
 def _months(
-    lines: Sequence[JobLine], since: datetime | None, until: datetime | None, now: datetime
+    lines: Sequence[JobLine],
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    recorded: datetime | None,
 ) -> list[str]:
-    """Every calendar month of the period, in order, those in which no job finished too: from
-    that of ``since`` (else of the first job) to that of the period's last instant, or of
-    ``now`` where that is ahead (a month to come has no emissions yet; none without ``since``
-    and jobs). Until 2026-12-07 only the months with a job: a month of none read as one not
-    reported."""
+    """Every calendar month of the period the ledger covers, in order, those in which no job
+    finished too: from that of ``since`` or of the ledger's first record (``recorded``),
+    whichever is later, to that of the period's last instant, or of ``now`` where that is ahead
+    (a month to come has no emissions yet). None for a ledger with no record. Until 2026-12-07
+    only the months with a job: a month of none read as one not reported; until 2026-12-08
+    from ``since``'s month whatever the ledger held: ``--since 1970-01-01`` listed 670 months
+    of zeros the ledger knew nothing of."""
     ended = {month_of(line) for line in lines}
-    if since is None and not ended:
-        return []
-    first = since.astimezone(UTC) if since is not None else None
-    year, month = (first.year, first.month) if first else map(int, min(ended).split("-"))
+    if recorded is None:
+        return sorted(ended)
+    first = max(since, recorded) if since is not None else recorded
+    first = first.astimezone(UTC)
+    year, month = first.year, first.month
     last = min(until or now, now).astimezone(UTC) - timedelta(microseconds=1)
     while (year, month) <= (last.year, last.month):
         ended.add(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return sorted(ended)
+
+
+def _uncovered(since: datetime | None, recorded: datetime | None) -> list[str]:
+    """The paragraph saying which months of the period the ledger does not cover (those before
+    its first record, not listed), if any."""
+    if recorded is None:
+        return ["The ledger holds no record (no job, no intensity sample): no month is listed.", ""]
+    if since is None or since.astimezone(UTC).strftime("%Y-%m") >= _month(recorded):
+        return []
+    at = recorded.astimezone(UTC).isoformat()
+    return [f"Months before {_month(recorded)} are not listed: the ledger's first record (a "
+            f"job's submission or an intensity sample) is at {at}, and it knows nothing "
+            "before.", ""]  # fmt: skip
+
+
+def _month(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m")
 
 
 def _kwh(joules: float) -> str:
@@ -214,7 +238,8 @@ def audit_statement(
     now: datetime,
 ) -> str:
     """The statement over ``lines`` (finished in ``[since, until)``) as Markdown."""
-    months = _months(lines, since, until, now)
+    recorded = ledger.first_record()
+    months = _months(lines, since, until, now, recorded)
     period = f"{since.isoformat() if since else 'the first job'} to {(until or now).isoformat()}"
     out = [
         "# Location-based GPU emissions statement (carbond)",
@@ -223,6 +248,7 @@ def audit_statement(
         f" from the carbond ledger; {counted(len(lines), 'finished job')}, each counted in full "
         "in the month it finished.",
         "",
+        *_uncovered(since, recorded),
         "## Method",
         "",
         method_text(settings),

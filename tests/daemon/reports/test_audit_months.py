@@ -109,3 +109,28 @@ def test_the_statement_has_a_total_row_where_the_columns_add(
     methods = _table(text, "Energy measured and estimated")[1]
     assert methods[-1][0] == "total" and methods[-1][1] == str(jobs)
     assert _number(methods[-1][2]) == pytest.approx(gpu_j / 3.6e6, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("since", "months"),
+    [("1970-01-01", ["2026-03", "2026-04", "2026-05"]),
+     ("2026-01-15", ["2026-03", "2026-04", "2026-05"]),
+     ("2026-03-02T05:00:00Z", ["2026-03", "2026-04", "2026-05"]),
+     ("2026-04-01", ["2026-04", "2026-05"])],
+)  # fmt: skip
+def test_months_before_the_ledgers_first_record_are_not_listed_and_the_statement_says_so(
+    demo_state: Path, carbond: Run, since: str, months: list[str]
+) -> None:
+    """``--since 1970-01-01`` listed more than 670 months of zeros from 1970, each read as a
+    month with no emissions though the ledger knew nothing of them (no job, no sample).
+    Months start at the later of ``--since``'s and that of the ledger's first record (its
+    first job's submission or intensity sample: 2026-03-02 in the demo), and the statement says
+    from when and why; months of the ledger with no job are still listed as 0."""
+    text = carbond("report", "--state-dir", str(demo_state), "--audit", "--since", since,
+                   "--until", "2026-06-01")  # fmt: skip
+    rows = [row[0] for row in _table(text, "Emissions by month")[1]]
+    assert rows == [*months, "total"]
+    note = ("Months before 2026-03 are not listed: the ledger's first record (a job's "
+            "submission or an intensity sample) is at 2026-03-02T00:00:00+00:00, and it knows "
+            "nothing before.")  # fmt: skip
+    assert (note in text) == (since < "2026-03")
