@@ -4,9 +4,9 @@
 private ledger hides. An existing file's mode is left alone (a ``chmod`` would not stop a
 reader who opened it before); a note on stderr says how to make it private.
 
-The state dir's owner (the daemon's uid) appends to ``queue.jsonl``, unless it has more than
-one hard link: the daemon rejects every line of it, so the line goes to their spool file, and
-a note names the file and the fix ``carbond doctor`` gives."""
+The state dir's owner (the daemon's uid) appends to ``queue.jsonl``, unless other users can
+write it or it has more than one hard link: the daemon rejects every line of it, so the line
+goes to their spool file, and a note names the file and the fix ``carbond doctor`` gives."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 from daemon.cli.output import note
 from daemon.doctor.queue_check import recreate_fix
 from daemon.queue import QUEUE_NAME, append_submission
-from daemon.queue.files import hard_linked, readable_by_others
+from daemon.queue.files import hard_linked, readable_by_others, writable_by_others
 from daemon.settings import Settings
 
 __all__ = ["append_own_line"]
@@ -26,14 +26,14 @@ __all__ = ["append_own_line"]
 
 def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
     """Append ``record`` to the caller's queue file (created 0600 when the ledger is
-    private) and return it; note a hard-linked ``queue.jsonl`` of the caller's gone around
-    and, with a private ledger, a file other users can read."""
+    private) and return it; note a ``queue.jsonl`` of the caller's gone around (writable by
+    others or hard-linked) and, with a private ledger, a file other users can read."""
     private = settings.ledger.private
     uid = os.getuid()
     target = append_submission(
         settings.state_dir, uid, record, settings.queue.max_line_bytes, private=private
     )
-    _note_linked_main(settings.state_dir / QUEUE_NAME, target, uid, private=private)
+    _note_bypassed_main(settings.state_dir / QUEUE_NAME, target, uid, private=private)
     if private:
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -48,18 +48,25 @@ def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
     return target
 
 
-def _note_linked_main(main: Path, target: Path, uid: int, *, private: bool) -> None:
-    """Note ``main`` (``queue.jsonl``) when it is ``uid``'s but has more than one hard link,
-    so the line went to ``target`` instead (:func:`daemon.queue.files.submit_target`)."""
+def _note_bypassed_main(main: Path, target: Path, uid: int, *, private: bool) -> None:
+    """Note ``main`` (``queue.jsonl``) when it is ``uid``'s but the daemon rejects its lines
+    (writable by other users, else more than one hard link: doctor's order), so the line went
+    to ``target`` instead (:func:`daemon.queue.files.submit_target`)."""
     if target == main:
         return
     try:
         st = os.stat(main, follow_symlinks=False)
     except OSError:
         return
-    if st.st_uid == uid and stat.S_ISREG(st.st_mode) and hard_linked(st):
-        note(
-            f"{main} has {st.st_nlink} hard links: the daemon rejects every line of it (its "
-            f"owner cannot vouch for them), so this line went to {target}; to fix it, "
-            + recreate_fix(main, private=private)
-        )
+    if st.st_uid != uid or not stat.S_ISREG(st.st_mode):
+        return
+    if writable_by_others(st.st_mode):
+        what = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):04o})"
+    elif hard_linked(st):
+        what = f"has {st.st_nlink} hard links"
+    else:
+        return
+    note(
+        f"{main} {what}: the daemon rejects every line of it (its owner cannot vouch for "
+        f"them), so this line went to {target}; to fix it, " + recreate_fix(main, private=private)
+    )

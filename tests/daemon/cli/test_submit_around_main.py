@@ -1,8 +1,9 @@
 """``carbond submit`` by the state dir's owner (the daemon's uid) goes around a ``queue.jsonl``
-with more than one hard link, to its spool file, and notes the main file and the fix ``carbond
-doctor`` names: the daemon rejects every line of such a file ("its owner cannot vouch for its
-lines"). Until 2026-12-07 submit judged the main file by its owner and mode alone, so every
-job it appended there was rejected, though the command said it was queued."""
+with more than one hard link, or writable by other users, to its spool file, and notes the
+main file and the fix ``carbond doctor`` names: the daemon rejects every line of such a file
+("its owner cannot vouch for its lines"). Until 2026-12-07 submit judged the main file by its
+owner and mode alone, so every job it appended to a hard-linked one was rejected, though the
+command said it was queued; until 2026-12-08 it went around a writable one without a word."""
 
 from __future__ import annotations
 
@@ -75,6 +76,48 @@ def test_submit_goes_around_a_hard_linked_queue_jsonl_and_names_the_fix(
     assert _ingest(config, state) == (job_id,)
 
 
+@pytest.mark.parametrize(("private", "mode"), [(False, "0644"), (True, "0600")])
+@pytest.mark.parametrize("queue_mode", [0o664, 0o646], ids=["group", "others"])
+def test_submit_goes_around_a_queue_jsonl_others_can_write_and_names_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], private: bool, mode: str, queue_mode: int
+) -> None:
+    config, state = _set_up(tmp_path, private)
+    queue = state / QUEUE_NAME
+    queue.chmod(queue_mode)
+
+    assert main(["submit", "--config", str(config), *_SUBMIT]) == 0
+
+    out, err = capsys.readouterr()
+    job_id = json.loads(out)["job_id"]
+    assert queue.read_bytes() == b""
+    spool = state / SPOOL_DIR / f"{os.getuid()}.jsonl"
+    assert json.loads(spool.read_text())["id"] == job_id
+    moved = shlex.quote(str(queue))
+    assert err == (
+        f"carbond: note: {queue} is writable by other users (mode {queue_mode:04o}): the daemon "
+        f"rejects every line of it (its owner cannot vouch for them), so this line went to "
+        f"{spool}; to fix it, the daemon stopped, its owner moves it away (e.g. `mv {moved} "
+        f"~/old-queue.jsonl`) and starts the daemon: `carbond run` creates a new one (mode "
+        f"{mode}); lines of it not yet read go with it, to be submitted again\n"
+    )
+    assert _ingest(config, state) == (job_id,)
+
+
+def test_a_queue_jsonl_both_writable_and_linked_is_named_writable_as_doctor_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, state = _set_up(tmp_path, False)
+    queue = state / QUEUE_NAME
+    queue.chmod(0o666)
+    os.link(queue, tmp_path / "other-name")
+
+    assert main(["submit", "--config", str(config), *_SUBMIT]) == 0
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"carbond: note: {queue} is writable by other users (mode 0666): ")
+    assert err.count("carbond: note:") == 1
+
+
 def test_cancel_goes_around_it_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config, state = _set_up(tmp_path, False)
     assert main(["submit", "--config", str(config), *_SUBMIT]) == 0
@@ -90,6 +133,25 @@ def test_cancel_goes_around_it_too(tmp_path: Path, capsys: pytest.CaptureFixture
     spool = state / SPOOL_DIR / f"{os.getuid()}.jsonl"
     assert json.loads(spool.read_text()) == {"cancel": job_id}
     assert "has 2 hard links" in capsys.readouterr().err
+
+
+def test_cancel_goes_around_a_writable_one_with_the_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, state = _set_up(tmp_path, False)
+    assert main(["submit", "--config", str(config), *_SUBMIT]) == 0
+    job_id = json.loads(capsys.readouterr().out)["job_id"]
+    assert _ingest(config, state) == (job_id,)
+    queue = state / QUEUE_NAME
+    size = queue.stat().st_size
+    queue.chmod(0o664)
+
+    assert main(["cancel", "--config", str(config), job_id]) == 0
+
+    assert queue.stat().st_size == size
+    spool = state / SPOOL_DIR / f"{os.getuid()}.jsonl"
+    assert json.loads(spool.read_text()) == {"cancel": job_id}
+    assert "is writable by other users (mode 0664)" in capsys.readouterr().err
 
 
 def test_a_single_link_queue_jsonl_is_appended_to_without_a_note(
