@@ -48,6 +48,7 @@ from daemon.doctor.service import (
 from daemon.doctor.token_file import token_file_problem
 from daemon.doctor.wrapper import describe_wrapper
 from daemon.errors import DaemonError
+from daemon.intensity.signals import stale_history_problem
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.settings import (
@@ -278,6 +279,7 @@ def _check_slurm(settings: Settings) -> Check:
 
 
 _OFFLINE = "live: no provider configured"  # the problem of every reading of doctor's chain
+_HISTORY_ENDS = "history forecast: history ends "  # forecasts.zone_state's too-old history
 
 
 def _check_signals(settings: Settings, now: datetime) -> Check:
@@ -290,13 +292,26 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
         if cache_dir.is_dir()
         else None
     )
-    chain = SignalChain(cache=cache, kind=settings.electricitymaps.emission_factor_type)
+    sig = settings.signals  # the daemon's ages: until 2026-12-08 the chain's defaults
+    chain = SignalChain(
+        cache=cache,
+        kind=settings.electricitymaps.emission_factor_type,
+        live_max_age_s=sig.live_max_age_s,
+        cache_max_age_s=sig.cache_max_age_s,
+        max_history_gap_s=sig.max_history_gap_s,
+        rescore_every_s=sig.rescore_every_s,
+    )
     values = []
     for zone in zones:
         reading = chain.current(zone, now)
         # why it fell back past the cache (a history too old to use, a cache file unreadable);
         # until 2026-12-07 not said. This chain has no provider by design: that is no news.
         why = [p for p in (reading.problem or "").split("; ") if p and p != _OFFLINE]
+        if (stale := chain.stale_history(zone, now)) is not None:
+            # in the daemon's words (its health problem), in place of the forecaster's
+            # "history forecast: history ends N days before now", which says the same
+            why = [p for p in why if not p.startswith(_HISTORY_ENDS)]
+            why.insert(0, stale_history_problem(stale))
         values.append(
             f"{zone} {reading.intensity_g_per_kwh:.0f} g/kWh ({reading.rung}, "
             f"{reading.age_s / 3600:.1f} h old{': ' if why else ''}{'; '.join(why)})"

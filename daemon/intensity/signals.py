@@ -25,10 +25,17 @@ from forecasts import (
     IntensitySeries,
     SeriesCache,
     SignalChain,
+    StaleHistory,
 )
 from forecasts.refresh import OUTAGE_PAUSE_S
 
-__all__ = ["SignalWiring", "build_signal_chain", "refresh_signals", "resolve_cache_dir"]
+__all__ = [
+    "SignalWiring",
+    "build_signal_chain",
+    "refresh_signals",
+    "resolve_cache_dir",
+    "stale_history_problem",
+]
 
 
 def _writable(directory: Path) -> bool:
@@ -123,6 +130,16 @@ def build_signal_chain(
         outage_pause_s=min(OUTAGE_PAUSE_S, settings.intervals.refresh_s),
     )
     return SignalWiring(chain, directory, notes, client)
+
+
+def stale_history_problem(stale: StaleHistory) -> str:
+    """What a zone's too-old history is called where an operator reads it: the daemon's
+    ``intensity:<zone>`` health problem (before what it plans on instead) and ``carbond
+    doctor``'s signals line."""
+    return (
+        f"history too old: its newest point is for {stale.newest_at.isoformat()}, over "
+        f"signals.max_history_gap_s ({stale.max_gap_s / 86_400:g} days) before now"
+    )
 
 
 def refresh_signals(

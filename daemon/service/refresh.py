@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from daemon.intensity.providers import Reading, StaticIntensity
+from daemon.intensity.signals import stale_history_problem
 from forecasts import ForecastsError, SignalChain, StaleHistory
 from policies import ZoneIntensity
 
@@ -69,9 +70,7 @@ def refresh_intensity(
             health.set(f"intensity:{zone}", f"provider failing ({failed[zone]}); "
                        f"planning on {_planned_on(reading)}", now)  # fmt: skip
         elif stale is not None:
-            health.set(f"intensity:{zone}", f"history too old: its newest point is for "
-                       f"{stale.newest_at.isoformat()}, over signals.max_history_gap_s "
-                       f"({stale.max_gap_s / 86_400:g} days) before now; planning on "
+            health.set(f"intensity:{zone}", f"{stale_history_problem(stale)}; planning on "
                        f"{_planned_on(reading)}", now)  # fmt: skip
         else:
             health.clear(f"intensity:{zone}")

@@ -57,26 +57,63 @@ def test_a_healthy_setup_passes(tmp_path: Path) -> None:
     assert "token NOT set" in checks["signals"]
 
 
-def test_the_signals_line_says_why_a_zone_s_cached_history_is_not_used(tmp_path: Path) -> None:
-    """A cache whose newest point is 90 days old: until 2026-12-07 doctor said only
-    ``CA-QC 31 g/kWh (static, 0.0 h old)``, nothing of the history it had and why it was not
-    used (``carbond intensity`` said it; the daemon plans on the same static value)."""
-    state, config = healthy_setup(tmp_path)
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=90)
+def _cache_ending(state: Path, days: int) -> datetime:
+    """Two weeks of CA-QC's hourly intensity in ``state``'s cache, ending ``days`` days ago
+    (on the hour); the start of its newest point."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
     values = 30 + np.arange(24 * 14) % 24
     start = end - timedelta(hours=len(values))
     SeriesCache(state / "cache" / "intensity").store(
         IntensitySeries("CA-QC", start, 3600, values.astype(float), source="electricitymaps")
     )
+    return end - timedelta(hours=1)
+
+
+def test_the_signals_line_says_a_zone_s_cached_history_is_too_old(tmp_path: Path) -> None:
+    """A cache whose newest point is 90 days old: until 2026-12-07 doctor said only
+    ``CA-QC 31 g/kWh (static, 0.0 h old)``, nothing of the history it had and why it was not
+    used (``carbond intensity`` said it; the daemon plans on the same static value); until
+    2026-12-08 only the forecaster's ``history forecast: history ends 90.0 days before now``,
+    not in the words of the daemon's health problem, nor naming the setting."""
+    state, config = healthy_setup(tmp_path)
+    newest = _cache_ending(state, 90)
 
     _, checks = run_doctor(config)
 
-    assert re.search(
-        r"CA-QC 31 g/kWh \(static, 0\.0 h old: history forecast: history ends 9\d\.\d days "
-        r"before now\)",
-        checks["signals"],
-    ), checks["signals"]
+    assert (
+        f"CA-QC 31 g/kWh (static, 0.0 h old: history too old: its newest point is for "
+        f"{newest.isoformat()}, over signals.max_history_gap_s (7 days) before now); "
+    ) in checks["signals"], checks["signals"]
     assert "no provider configured" not in checks["signals"]  # doctor's chain is offline
+    assert "history ends" not in checks["signals"]  # said once, as the daemon says it
+
+
+def test_the_signals_line_judges_the_history_by_the_config_s_max_history_gap(
+    tmp_path: Path,
+) -> None:
+    """A 3-day-old cache with ``signals.max_history_gap_s`` one day: the daemon plans on the
+    static value (``intensity:CA-QC: history too old``); until 2026-12-08 doctor's chain kept
+    its own 7-day default and said ``history-forecast`` with nothing wrong."""
+    state, config = healthy_setup(tmp_path)
+    config.write_text(config.read_text() + "[signals]\nmax_history_gap_s = 86400\n")
+    newest = _cache_ending(state, 3)
+
+    _, checks = run_doctor(config)
+
+    assert (
+        f"CA-QC 31 g/kWh (static, 0.0 h old: history too old: its newest point is for "
+        f"{newest.isoformat()}, over signals.max_history_gap_s (1 days) before now); "
+    ) in checks["signals"], checks["signals"]
+
+
+def test_the_signals_line_says_nothing_of_a_fresh_history(tmp_path: Path) -> None:
+    state, config = healthy_setup(tmp_path)
+    _cache_ending(state, 1)
+
+    _, checks = run_doctor(config)
+
+    assert "CA-QC " in checks["signals"] and "(history-forecast, " in checks["signals"]
+    assert "too old" not in checks["signals"], checks["signals"]
 
 
 @pytest.mark.parametrize(
