@@ -50,8 +50,11 @@ class PlanMemory:
     def take_over(self, previous: PlanMemory) -> None:
         """After a reload: ``previous``'s (the replaced service's) GPUs its recorded run-now
         counterfactuals hold and which waiting jobs' copies, and each waiting job's latest
-        decision recorded: not read back from the ledger job by job in the first plan. The
-        forecasts are fetched again, the specs built again (the plans of the planned jobs this
-        ledger connection did not add read together: :func:`daemon.planning.stored_plans`)."""
+        decision recorded: not read back from the ledger job by job in the first plan; and
+        the too-old histories it logged (``intensity_history_stale``, not logged again for the
+        same newest point, as the overdue runs already reported are not). The forecasts are
+        fetched again, the specs built again (the plans of the planned jobs this ledger
+        connection did not add read together: :func:`daemon.planning.stored_plans`)."""
         self.run_now_busy, self.decided = previous.run_now_busy, previous.decided
+        self.stale_history_logged = previous.stale_history_logged
         self.run_now_busy.known(j for j, e in previous.specs.items() if e[1].run_now_recorded)
