@@ -136,9 +136,10 @@ def stale_history_problem(stale: StaleHistory) -> str:
     """What a zone's too-old history is called where an operator reads it: the daemon's
     ``intensity:<zone>`` health problem (before what it plans on instead) and ``carbond
     doctor``'s signals line."""
+    days = stale.max_gap_s / 86_400
     return (
         f"history too old: its newest point is for {stale.newest_at.isoformat()}, over "
-        f"signals.max_history_gap_s ({stale.max_gap_s / 86_400:g} days) before now"
+        f"signals.max_history_gap_s ({days:g} day{'' if days == 1 else 's'}) before now"
     )
 
 

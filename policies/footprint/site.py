@@ -57,7 +57,6 @@ DEFAULT_PV_G_PER_KWH: Final = 41.0
 # Storage adds its own manufacture to the PV energy it shifts; no consensus figure per kWh
 # delivered exists, so the default charges battery energy like the PV it came from.
 DEFAULT_BATTERY_G_PER_KWH: Final = 41.0
-_TOLERANCE_J: Final = 1e-6
 
 
 class SiteError(PoliciesError, ValueError):

@@ -102,7 +102,7 @@ def test_the_signals_line_judges_the_history_by_the_config_s_max_history_gap(
 
     assert (
         f"CA-QC 31 g/kWh (static, 0.0 h old: history too old: its newest point is for "
-        f"{newest.isoformat()}, over signals.max_history_gap_s (1 days) before now); "
+        f"{newest.isoformat()}, over signals.max_history_gap_s (1 day) before now); "
     ) in checks["signals"], checks["signals"]
 
 
