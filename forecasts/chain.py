@@ -117,19 +117,16 @@ class SignalChain:
         return tuple(self._state(zone).problems)
 
     def stale_history(self, zone: str, now: datetime) -> StaleHistory | None:
-        """``zone``'s history (cache or trace) when its newest point before ``now`` ended
-        more than ``max_history_gap_s`` before it (too old to forecast from: the chain falls
-        to the static rung), else None, also when there is no history at all. Until
-        2026-12-08 a tokenless daemon on a months-old cache planned on the static value with
-        nothing but the rung metric saying so."""
-        history = self._state(zone).history
-        found = history.last_valid(before=now) if history is not None else None
-        if history is None or found is None:
+        """``zone``'s history (cache or trace) when it ended more than ``max_history_gap_s``
+        before the hour of ``now`` (too old to forecast from, by the history forecast's own
+        rule, :meth:`ZoneState.known_history`: the chain falls to the static rung), else
+        None, also when there is no history at all. Until 2026-12-08 a tokenless daemon on a
+        months-old cache planned on the static value with nothing but the rung metric saying
+        so."""
+        found = self._state(zone).known_history(now)  # as the history forecast judges it
+        if found is None or found[2] <= self.max_history_gap_s:
             return None
-        gap_s = (now - found[0]).total_seconds() - history.step_s
-        if gap_s <= self.max_history_gap_s:
-            return None
-        return StaleHistory(_canonical(zone), found[0], gap_s, self.max_history_gap_s)
+        return StaleHistory(_canonical(zone), found[1], found[2], self.max_history_gap_s)
 
     # -- network -------------------------------------------------------------------------
     def refresh(self, zones: Iterable[str], now: datetime) -> dict[str, str]:

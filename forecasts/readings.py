@@ -71,13 +71,13 @@ class IntensityReading:
 @dataclass(frozen=True, slots=True)
 class StaleHistory:
     """A zone has history (cache or trace) but its newest point is too old to forecast from:
-    it ended ``gap_s`` seconds before now, more than ``max_gap_s``
+    it ended ``gap_s`` seconds before the hour of now, more than ``max_gap_s``
     (``signals.max_history_gap_s``), so the chain falls to the static rung. A zone with no
     history at all has none of these: that is a fresh install, not stale data."""
 
     zone: str
     newest_at: datetime  # start of the newest valid point
-    gap_s: float  # from the end of that point to now
+    gap_s: float  # from the end of the history to the start of now's hour
     max_gap_s: float
 
 

@@ -67,6 +67,21 @@ class ZoneState:
             self.problems.append(f"history: {e}")
             self.history = series
 
+    def known_history(self, now: datetime) -> tuple[IntensitySeries, datetime, float] | None:
+        """The history before the hour of ``now``, the start of its newest valid point, and
+        how long before that hour it ends, in seconds (the gap a history forecast bridges);
+        None without a valid point before then. The one rule for :meth:`history_forecast`
+        and :meth:`forecasts.SignalChain.stale_history` (until 2026-12-08 the latter measured
+        from ``now`` itself and called a history stale up to an hour before the forecast
+        stopped using it)."""
+        history = self.history
+        issue = floor_hour(now)
+        known = history.slice(history.start, issue) if history is not None else None
+        last = known.last_valid() if known is not None else None
+        if known is None or last is None:
+            return None
+        return known, last[0], (issue - known.end).total_seconds()
+
     def history_forecast(
         self,
         forecasters: Sequence[VectorForecaster],
@@ -82,13 +97,11 @@ class ZoneState:
         Raises:
             ForecastsError: no history before ``now``, or it ends more than ``max_gap_s`` ago.
         """
-        history = self.history
-        issue = floor_hour(now)
-        known = history.slice(history.start, issue) if history is not None else None
-        last = known.last_valid() if known is not None else None
-        if known is None or last is None:
+        found = self.known_history(now)
+        if found is None:
             raise ForecastsError("no history before now")
-        gap_s = (issue - known.end).total_seconds()
+        known, newest_at, gap_s = found
+        issue = floor_hour(now)
         if gap_s > max_gap_s:
             raise ForecastsError(f"history ends {gap_s / 86_400:.1f} days before now")
         score = self._rescore(forecasters, known, now, rescore_every_s)
@@ -98,7 +111,7 @@ class ZoneState:
         if step_s != series.step_s:
             series = series.resample(step_s)
         error, mape, note = _uncertainty(score, chosen.name, series, gap_s)
-        age_s = max(0.0, (now - (last[0] + timedelta(seconds=known.step_s))).total_seconds())
+        age_s = max(0.0, (now - (newest_at + timedelta(seconds=known.step_s))).total_seconds())
         return ZoneForecast(
             series=series,
             forecaster=chosen.name,

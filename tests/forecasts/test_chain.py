@@ -489,7 +489,7 @@ def test_a_history_too_old_to_forecast_from_is_reported_as_such() -> None:
     stale = chain.stale_history("de", NOW)
     assert stale is not None
     assert (stale.zone, stale.newest_at) == ("DE", months_ago)
-    assert stale.gap_s == (NOW - months_ago - H).total_seconds()
+    assert stale.gap_s == (NOW_HOUR - months_ago - H).total_seconds()  # from now's hour
     assert stale.max_gap_s == chain.max_history_gap_s
     # a day old: the history forecast serves it; no history at all (a fresh tokenless
     # install, the demo): nothing stale either
@@ -553,3 +553,20 @@ def test_a_forecast_403_with_a_token_latest_accepts_blames_the_plan_not_the_toke
     responses.replace(responses.GET, f"{base}/carbon-intensity/latest", status=403, json={})
     outcome = chain.refresh(["DE"], NOW + timedelta(hours=7))["DE"]
     assert "token missing or rejected (set electricitymaps.token" in outcome
+
+
+@pytest.mark.parametrize("ended_before_hour", [timedelta(days=7), timedelta(days=7, hours=1)])
+def test_stale_history_is_judged_as_the_history_forecast_judges_it(
+    ended_before_hour: timedelta,
+) -> None:
+    """A history whose last point ended exactly ``max_history_gap_s`` before the hour of
+    ``now`` (12:20) is still forecast from; one an hour older is not. ``stale_history`` says
+    the same of each: until 2026-12-08 it measured from ``now``, not its hour, and called the
+    first stale (its health problem: "planning on the static rung") while the chain planned
+    on its history forecast."""
+    end = NOW_HOUR - ended_before_hour
+    history = IntensitySeries("DE", end - 24 * H, 3600, np.full(24, 300.0))
+    chain = SignalChain(traces={"DE": history})
+    fell_to_static = chain.current("DE", NOW).rung == "static"
+    assert fell_to_static == (ended_before_hour > timedelta(days=7))
+    assert (chain.stale_history("DE", NOW) is not None) == fell_to_static
