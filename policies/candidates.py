@@ -6,10 +6,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
 
+from policies.errors import InvalidWorkloadError
 from policies.footprint.calibration import EstimateInterval, estimate_interval
 from policies.footprint.estimator import Estimate
 from policies.footprint.recalibration import Recalibration
-from policies.footprint.runtimes import get_runtime
+from policies.footprint.runtimes import RuntimeProfile, get_runtime
+from policies.footprint.served import served_precision
 from policies.types import Device, JobSpec
 
 __all__ = [
@@ -133,13 +135,22 @@ def _constraint_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
 def _capacity_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
     """The model does not fit the memory of any admissible GPU type (or its engine cannot serve
     its precision there: fp8 on a V100 under vLLM), or no region has enough GPUs of one type
-    for its tensor parallelism."""
+    for its tensor parallelism.
+
+    A GPU type whose engine cannot serve the precision is named for that alone, even when the
+    model would not fit its memory either: the engine refuses it before memory counts (vLLM
+    checks the compute capability at load), so its memory at that precision is no figure to
+    act on. The memory reason names the largest of the GPU types that can serve it.
+    """
     estimates = [(estimate_on(job, group[0]), group) for group in device_groups(job, devices)]
     fitting = [(est, group) for est, group in estimates if est.fits]
     if estimates and not fitting:
-        short = [est for est, _ in estimates if est.memory_required_gb > est.memory_available_gb]
-        # the others hold it but their engine cannot serve its precision (fp8 on a V100)
-        problems = sorted({est.reason for est, _ in estimates if est not in short})
+        runtime = get_runtime(job.runtime)
+        unserved = {est.gpu: est.reason for est, group in estimates
+                    if not _serves(group[0], runtime, job.workload.precision)}  # fmt: skip
+        short = [est for est, _ in estimates if est.gpu not in unserved
+                 and est.memory_required_gb > est.memory_available_gb]  # fmt: skip
+        problems = sorted(set(unserved.values()))
         if short:
             est = max(short, key=lambda e: e.memory_available_gb)
             batch = min(job.workload.batch_size, job.workload.request_count)
@@ -158,3 +169,12 @@ def _capacity_problem(job: JobSpec, devices: Sequence[Device]) -> str | None:
                 f"{len(group)} ({group[0].gpu.name} in {group[0].region})"
             )
     return None
+
+
+def _serves(device: Device, runtime: RuntimeProfile, precision: str) -> bool:
+    """Whether ``runtime`` can serve ``precision`` on ``device``'s GPU type at all."""
+    try:
+        served_precision(device.gpu, runtime, precision)
+    except InvalidWorkloadError:
+        return False
+    return True

@@ -94,3 +94,25 @@ def test_too_big_for_the_t4_and_fp8_on_the_v100_names_both() -> None:
         f"{t4.memory_available_gb:.1f} GB usable (T4); vLLM serves no fp8 on V100 (Volta, "
         "compute capability 7.0; fp8 needs 7.5): use fp16, int8 or int4"
     )
+
+
+def test_a_gpu_both_unserving_and_too_small_is_named_for_its_precision() -> None:
+    # 70B at fp8 (~70 GB) overflows a 32 GB V100 too, but the V100 cannot run fp8 at all (vLLM
+    # refuses it at load, before memory): its memory at fp8 is no figure a user can act on.
+    spec = replace(_at("fp8"), model=DEFAULT_MODEL_CATALOG.get("llama-3.1-70b"))
+    v100 = estimate_on(spec, CA_V100[0])
+    assert v100.memory_required_gb > v100.memory_available_gb
+    unserved = (
+        "vLLM serves no fp8 on V100 (Volta, compute capability 7.0; fp8 needs 7.5): use fp16, "
+        "int8 or int4"
+    )
+    assert unfit_reason(spec, CA_V100) == f"fits no admissible device: {unserved}"
+    t4 = estimate_on(spec, QC_T4[0])  # servable (W8A16) and too small: its memory is named
+    assert unfit_reason(spec, QC_T4 + CA_V100) == (
+        f"fits no admissible device: llama-3.1-70b at fp8, batch 8, needs "
+        f"{t4.memory_required_gb:.1f} GB per GPU, the largest offers "
+        f"{t4.memory_available_gb:.1f} GB usable (T4); {unserved}"
+    )
+    for name in policy_names():
+        [rejected] = get_policy(name).plan(NOW, [spec], QC_T4 + CA_V100, FORECASTS)
+        assert rejected.reason == unfit_reason(spec, QC_T4 + CA_V100)

@@ -153,3 +153,7 @@ def test_a_vllm_fp8_job_where_only_v100s_are_configured_is_warned_about(
     (tmp_path / "queue.jsonl").unlink()
     warnings, _ = _submit(tmp_path, capsys, V100 + T4_ONLY, *argv)
     assert warnings == []
+    (tmp_path / "queue.jsonl").unlink()
+    # too big for the V100 as well: its precision is named, not its memory at fp8
+    big = ("--model", "llama-3.1-70b", *argv[2:])
+    assert _submit(tmp_path, capsys, V100, *big)[0] == [warning]
