@@ -147,18 +147,31 @@ def given(option: str, long: str) -> str | None:
 
 def _gap(option: str, name: str) -> str | None:
     """Why ``option``, a ``--reservation=A,B`` list, is refused: an item of it is empty
-    (``A,``, ``,A``, ``A,,B``). sbatch 22.05 takes it as given (``Reservation=A,`` in
-    ``scontrol show job``) and the job asks the named ones alone, so a name left out by
-    mistake went unseen. None for a list without an empty item, and for ``--reservation=``
-    (no reservation)."""
+    (``A,``, ``,A``, ``A,,B``), or has a space before or after it (``A, B``, ``A ,B``).
+    sbatch 22.05 takes an empty item as given (``Reservation=A,`` in ``scontrol show job``)
+    and the job asks the named ones alone, so a name left out by mistake went unseen; the list
+    is split on its commas alone (as
+    :func:`~daemon.executors.slurm.discovery.asked_reservations` reads it), so ``A, B``
+    names " B", no reservation's name. None for a list without such an item, and for
+    ``--reservation=`` (no reservation)."""
     value = given(option, "reservation")
-    if not value or "" not in (items := value.split(",")):
+    if not value:
         return None
-    whole = ",".join(item for item in items if item)
+    items = value.split(",")
+    whole = ",".join(item.strip() for item in items if item.strip())
+    if "" in items:
+        return (
+            f"{option!r} lists an empty reservation (item {items.index('') + 1} of "
+            f"{value!r}), which sbatch takes as given (the job asks the named ones alone): "
+            f"write {name}={whole}, or name the reservation left out"
+        )
+    spaced = [i for i, item in enumerate(items, 1) if item != item.strip()]
+    if not spaced:
+        return None
     return (
-        f"{option!r} lists an empty reservation (item {items.index('') + 1} of {value!r}), "
-        "which sbatch takes as given (the job asks the named ones alone): "
-        f"write {name}={whole}, or name the reservation left out"
+        f"{option!r} lists a reservation with a space around its name (item {spaced[0]} of "
+        f"{value!r}): the list is split at its commas alone, so it names "
+        f"{items[spaced[0] - 1]!r}, space and all: write {name}={whole}"
     )
 
 

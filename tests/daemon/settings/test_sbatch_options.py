@@ -646,6 +646,25 @@ def test_a_reservation_list_with_an_empty_item_is_refused_at_its_line(
     assert problem.endswith(f"write {written}, or name the reservation left out")
 
 
+@pytest.mark.parametrize(
+    ("option", "item", "written"),
+    [("--reservation=A, B", "item 2 of 'A, B'", "--reservation=A,B"),
+     ("--reservation=A ,B", "item 1 of 'A ,B'", "--reservation=A,B"),
+     ("--res=A, ,B", "item 2 of 'A, ,B'", "--res=A,B")],
+)  # fmt: skip
+def test_a_reservation_list_with_a_space_around_an_item_is_refused_at_its_line(
+    tmp_path: Path, option: str, item: str, written: str
+) -> None:
+    """``--reservation=A, B`` loaded, and the region's jobs were planned as asking a
+    reservation named " B" (:func:`~daemon.executors.slurm.discovery.asked_reservations`
+    splits on the comma alone), which no node is in. A space around an item is refused as an
+    empty one is (a leading or trailing one of the whole value: sbatch refuses it)."""
+    [problem] = _problems(tmp_path, f'sbatch_options = ["{option}"]\n')
+    assert problem.startswith(f"8: regions.b.slurm.sbatch_options: {option!r} lists ")
+    assert f"({item})" in problem
+    assert problem.endswith(f"write {written}")
+
+
 def test_a_reservation_list_without_an_empty_item_is_kept(tmp_path: Path) -> None:
     options = ("--reservation=A,B", "--res=A", "--reservation=")
     config = tmp_path / "kept.toml"
