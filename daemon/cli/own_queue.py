@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.output import note
-from daemon.doctor.queue_check import recreate_fix
 from daemon.queue import QUEUE_NAME, append_submission
-from daemon.queue.files import hard_linked, readable_by_others, writable_by_others
+from daemon.queue.file_verdict import file_verdict, recreate_fix
+from daemon.queue.files import readable_by_others
 from daemon.settings import Settings
 
 __all__ = ["append_own_line"]
@@ -50,8 +50,9 @@ def append_own_line(settings: Settings, record: dict[str, Any]) -> Path:
 
 def _note_bypassed_main(main: Path, target: Path, uid: int, *, private: bool) -> None:
     """Note ``main`` (``queue.jsonl``) when it is ``uid``'s but the daemon rejects its lines
-    (writable by other users, else more than one hard link: doctor's order), so the line went
-    to ``target`` instead (:func:`daemon.queue.files.submit_target`)."""
+    (:func:`~daemon.queue.file_verdict.file_verdict`: writable by other users, else more than
+    one hard link), so the line went to ``target`` instead
+    (:func:`daemon.queue.files.submit_target`)."""
     if target == main:
         return
     try:
@@ -60,9 +61,10 @@ def _note_bypassed_main(main: Path, target: Path, uid: int, *, private: bool) ->
         return
     if st.st_uid != uid or not stat.S_ISREG(st.st_mode):
         return
-    if writable_by_others(st.st_mode):
+    verdict = file_verdict(st)
+    if verdict == "writable":
         what = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):04o})"
-    elif hard_linked(st):
+    elif verdict == "linked":
         what = f"has {st.st_nlink} hard links"
     else:
         return

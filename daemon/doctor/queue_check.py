@@ -6,8 +6,8 @@ other users, an unfinished last line), its backlog, the rejected lines, and user
 The main queue file belongs to the state dir's owner, the daemon's uid: ``carbond run``
 creates it at start, and that uid's ``carbond submit`` appends to it. One other users can
 write, or one with more than one hard link, is judged by the daemon's own rules
-(:func:`daemon.queue.files.writable_by_others`, :func:`daemon.queue.files.hard_linked`: the
-daemon rejects every line of it), and its fix is to recreate it, never a ``chmod``: a
+(:func:`daemon.queue.file_verdict.file_verdict`: the daemon rejects every line of it), and its
+fix is to recreate it (:func:`daemon.queue.file_verdict.recreate_fix`), never a ``chmod``: a
 descriptor opened while it was writable stays writable, and lines written through it would be
 read as its owner's; the other name of a linked one may be in a directory only its maker can
 see."""
@@ -23,12 +23,13 @@ from typing import Literal
 from daemon.doctor.spool import owner_name, spool_problems
 from daemon.ledger import Ledger, QueueFileRecord
 from daemon.queue import QUEUE_NAME, REJECTED_NAME, SPOOL_DIR
-from daemon.queue.files import hard_linked, readable_by_others, writable_by_others
+from daemon.queue.file_verdict import file_verdict, recreate_fix
+from daemon.queue.files import readable_by_others
 from daemon.queue.resume import resume
 from daemon.settings import Settings
 from daemon.statedir import LEDGER_NAME
 
-__all__ = ["describe_queue", "recreate_fix"]
+__all__ = ["describe_queue"]
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -73,14 +74,15 @@ def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> li
     when ``private``, readable by them (a ``chmod 600`` does)."""
     mode = stat.S_IMODE(st.st_mode)
     owner = f"owner {owner_name(st.st_uid)}, mode {mode:04o}"
-    if writable_by_others(st.st_mode):
+    verdict = file_verdict(st)
+    if verdict == "writable":
         return [
             f"{queue} is writable by other users ({owner}): the daemon rejects every line it "
             "reads from it, and a `chmod` back does not make it safe (whoever opened it "
             "meanwhile can still write lines read as its owner's): "
             + recreate_fix(queue, private=private)
         ]
-    if hard_linked(st):
+    if verdict == "linked":
         return [
             f"{queue} has {st.st_nlink} hard links ({owner}): the daemon rejects every line it "
             "reads from it (its owner cannot vouch for them: another name, perhaps in a "
@@ -94,17 +96,6 @@ def _main_file_problems(queue: Path, st: os.stat_result, *, private: bool) -> li
             f"`chmod 600 {shlex.quote(str(queue))}` makes it private"
         ]
     return []
-
-
-def recreate_fix(queue: Path, *, private: bool) -> str:
-    """The fix for a main queue the daemon rejects every line of: a new file, which ``carbond
-    run`` creates (0600 while the ledger is private, which makes it private too)."""
-    return (
-        f"the daemon stopped, its owner moves it away (e.g. `mv {shlex.quote(str(queue))} "
-        "~/old-queue.jsonl`) and starts the daemon: `carbond run` creates a new one (mode "
-        f"{'0600' if private else '0644'}); lines of it not yet read go with it, to be "
-        "submitted again"
-    )
 
 
 def _ingested_bytes(queue: Path, record: QueueFileRecord | None) -> int:

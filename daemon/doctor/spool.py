@@ -15,12 +15,8 @@ import stat
 from pathlib import Path
 
 from daemon.queue import SPOOL_DIR
-from daemon.queue.files import (
-    hard_linked,
-    readable_by_others,
-    spool_name_problem,
-    writable_by_others,
-)
+from daemon.queue.file_verdict import file_verdict
+from daemon.queue.files import readable_by_others, spool_name_problem
 
 __all__ = ["owner_name", "spool_problems"]
 
@@ -49,9 +45,9 @@ def spool_problems(spool: Path, *, private: bool) -> list[str]:
             problems.append(f"{rel} is not a regular file: ignored")
         elif (problem := spool_name_problem(rel, st.st_uid)) is not None:
             problems.append(problem)
-        elif writable_by_others(st.st_mode):  # to be moved away: a chmod would not do
+        elif (verdict := file_verdict(st)) == "writable":  # moved away: a chmod would not do
             writable.append((path, st))
-        elif hard_linked(st):  # the daemon's order: a writable one is named as writable
+        elif verdict == "linked":  # the daemon's order: a writable one is named as writable
             linked.append((path, st))
         elif readable_by_others(st.st_mode):
             readable.append((path, st))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import DaemonError, UsageError
+from daemon.queue.file_verdict import file_verdict
 
 __all__ = [
     "QUEUE_NAME",
@@ -31,13 +32,11 @@ __all__ = [
     "append_line",
     "append_submission",
     "attribution",
-    "hard_linked",
     "new_job_id",
     "readable_by_others",
     "spool_name_problem",
     "state_dir_owner",
     "submit_target",
-    "writable_by_others",
     "write_whole_line",
 ]
 
@@ -45,7 +44,6 @@ QUEUE_NAME = "queue.jsonl"
 SPOOL_DIR = "queue.d"
 RETIRED_DIR = "queue.retired"
 REJECTED_NAME = "rejected.jsonl"
-_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
 _SPOOL_NAME = re.compile(r"^(\d{1,10})(?:\.[0-9a-f]{1,32})?\.jsonl$")
 FALLBACK_NAMES = 16  # fixed names after <uid>.jsonl: another user must plant them all
@@ -86,7 +84,7 @@ def submit_target(state_dir: Path, uid: int) -> Path:
         if owner == uid:
             return main
     else:
-        if st.st_uid == uid and not writable_by_others(st.st_mode) and not hard_linked(st):
+        if st.st_uid == uid and file_verdict(st) is None:
             return main
     return _spool_target(state_dir / SPOOL_DIR, uid)
 
@@ -149,13 +147,6 @@ def _own_spool_file(path: Path, uid: int) -> bool | None:
     return _vouches(st, uid)
 
 
-def writable_by_others(mode: int) -> bool:
-    """Whether a queue file of ``mode`` (``st_mode``) is writable by its group or others: its
-    lines cannot be attributed to its owner (:func:`attribution` rejects them), and a ``chmod``
-    back does not vouch for them either (a descriptor opened meanwhile stays writable)."""
-    return bool(mode & _OTHERS_WRITE)
-
-
 def readable_by_others(mode: int) -> bool:
     """Whether a queue file of ``mode`` (``st_mode``) is readable by its group or others: with
     ``[ledger] private = true`` every job queued there shows its argv and cwd, which the
@@ -165,19 +156,8 @@ def readable_by_others(mode: int) -> bool:
     return bool(mode & _OTHERS_READ)
 
 
-def hard_linked(st: os.stat_result) -> bool:
-    """Whether a queue file (``st``) has more than one hard link: its owner cannot vouch for its
-    lines (:func:`attribution` rejects them): the other name may be anyone's way in to it."""
-    return st.st_nlink > 1
-
-
 def _vouches(st: os.stat_result, uid: int) -> bool:
-    return (
-        stat.S_ISREG(st.st_mode)
-        and st.st_uid == uid
-        and not writable_by_others(st.st_mode)
-        and not hard_linked(st)
-    )
+    return stat.S_ISREG(st.st_mode) and st.st_uid == uid and file_verdict(st) is None
 
 
 def spool_name_problem(rel: str, owner_uid: int) -> str | None:
@@ -374,12 +354,13 @@ def attribution(
     its caller: a user without a passwd entry is not that daemon. For a file of
     ``daemon_uid`` in another process, only whether its lines are attributed holds: the gid
     given is this process's."""
-    if writable_by_others(st.st_mode):
+    verdict = file_verdict(st)
+    if verdict == "writable":
         return (
             f"{rel} is writable by other users, so its lines cannot be attributed to its "
             "owner; use `carbond submit` or your own queue.d/<uid>.jsonl"
         )
-    if hard_linked(st):
+    if verdict == "linked":
         return f"{rel} has {st.st_nlink} hard links, so its owner cannot vouch for its lines"
     problem = spool_name_problem(rel, st.st_uid)
     if problem is not None:

@@ -20,7 +20,8 @@ import structlog
 
 from daemon import killpoints
 from daemon.ledger import Ledger, LedgerError, QueueFileRecord
-from daemon.queue.files import OwnerUnknown, attribution, new_job_id, writable_by_others
+from daemon.queue.file_verdict import writable_by_others
+from daemon.queue.files import OwnerUnknown, attribution, new_job_id
 from daemon.queue.job_request import CancelRequest, JobRequest
 from daemon.queue.line import parse_line
 from daemon.queue.reasons import InvalidLineError, failure_fields, rejection
