@@ -3,7 +3,7 @@ The daemon rejects every line it reads from such a file (``queue_line_rejected``
 cannot vouch for its lines": the other name, in a directory doctor cannot see, may be anyone's
 way in to it), as it does a spool file's; until 2026-12-07 doctor named the hard-linked spool
 files but passed a hard-linked main queue. The fix is the writable main queue's: recreate it.
-The rule is the daemon's own (:func:`daemon.queue.files.hard_linked`)."""
+The rule is the daemon's own (:func:`daemon.queue.file_verdict.hard_linked`)."""
 
 from __future__ import annotations
 

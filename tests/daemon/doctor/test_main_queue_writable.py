@@ -4,7 +4,7 @@ new one), never a ``chmod``: a descriptor opened while it was writable stays wri
 lines written through it would be read as its owner's. Until 2026-12-07, with ``[ledger]
 private = true``, the line named ``chmod 600 ... makes it private`` beside the writability
 problem, and named no fix for the writability at all. The rule is the daemon's own
-(:func:`daemon.queue.files.writable_by_others`)."""
+(:func:`daemon.queue.file_verdict.writable_by_others`)."""
 
 from __future__ import annotations
 

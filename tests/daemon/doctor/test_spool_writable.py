@@ -3,7 +3,7 @@ can write, private ledger or not, naming it with its owner and mode and the fix 
 moves it away and submits again: a ``chmod`` back leaves a descriptor another user opened
 meanwhile writable). Until 2026-12-07 it passed such a file, whose every line the daemon
 rejects, and with a private ledger called it only readable, advising ``chmod 600``. The rule
-is the daemon's own (:func:`daemon.queue.files.writable_by_others`)."""
+is the daemon's own (:func:`daemon.queue.file_verdict.writable_by_others`)."""
 
 from __future__ import annotations
 
