@@ -42,6 +42,9 @@ from forecasts.forecasters import (
     make_forecaster,
 )
 from forecasts.readings import (
+    HISTORY_FORECAST_FAILED,
+    NO_PROVIDER,
+    OFFLINE_PROBLEM,
     RUNGS,
     IntensityProvider,
     IntensityReading,
@@ -66,8 +69,11 @@ from forecasts.traces import TraceReadResult, read_trace
 __all__ = [
     "BACKTEST_HORIZONS_H",
     "FORECASTERS",
+    "HISTORY_FORECAST_FAILED",
     "J_PER_KWH",
     "MAX_INTENSITY_G_PER_KWH",
+    "NO_PROVIDER",
+    "OFFLINE_PROBLEM",
     "RUNGS",
     "SIGNAL_KINDS",
     "STATIC_ANNUAL_INTENSITY",

@@ -19,7 +19,15 @@ import numpy as np
 from forecasts.cache import SeriesCache
 from forecasts.errors import ForecastsError, NoSignalError
 from forecasts.forecasters import FORECASTERS, VectorForecaster
-from forecasts.readings import IntensityProvider, IntensityReading, StaleHistory, ZoneForecast
+from forecasts.readings import (
+    HISTORY_FORECAST_FAILED,
+    NO_PROVIDER,
+    OFFLINE_PROBLEM,
+    IntensityProvider,
+    IntensityReading,
+    StaleHistory,
+    ZoneForecast,
+)
 from forecasts.refresh import (
     FORECAST_REFETCH_S,
     HOUR_S,
@@ -147,7 +155,7 @@ class SignalChain:
             state = self._state(zone)
             state.problems = []
             if self._provider is None:
-                outcome[zone] = "no provider configured"
+                outcome[zone] = NO_PROVIDER
                 continue
             if self._paused_until is not None and now < self._paused_until:
                 until = self._paused_until.isoformat()
@@ -212,7 +220,7 @@ class SignalChain:
             else:
                 why.append(f"live value {age_s:.0f}s old")
         elif self._provider is None:
-            why.append("live: no provider configured")
+            why.append(OFFLINE_PROBLEM)
         problem = "; ".join(why) or None
         history = state.history
         found = history.last_valid(before=now) if history is not None else None
@@ -235,7 +243,7 @@ class SignalChain:
         try:
             forecast = self._history_forecast(state, now, HOUR_S, HOUR_S)
         except ForecastsError as e:
-            why.append(f"history forecast: {e}")
+            why.append(HISTORY_FORECAST_FAILED + str(e))
             return self._static_reading(zone, now, why)
         return IntensityReading(
             zone=zone,
@@ -294,7 +302,7 @@ class SignalChain:
         try:
             return self._history_forecast(state, now, horizon_s, step_s)
         except ForecastsError as e:
-            why.append(f"history forecast: {e}")
+            why.append(HISTORY_FORECAST_FAILED + str(e))
         reading = self._static_reading(zone, now, why)
         n = math.ceil(horizon_s / step_s)
         values = np.full(n, reading.intensity_g_per_kwh)
@@ -378,14 +386,9 @@ class SignalChain:
     def _history_forecast(
         self, state: ZoneState, now: datetime, horizon_s: int, step_s: int
     ) -> ZoneForecast:
-        return state.history_forecast(
-            self._forecasters,
-            now,
-            horizon_s,
-            step_s,
-            max_gap_s=self.max_history_gap_s,
-            rescore_every_s=self.rescore_every_s,
-        )
+        return state.history_forecast(self._forecasters, now, horizon_s, step_s,
+                                      max_gap_s=self.max_history_gap_s,
+                                      rescore_every_s=self.rescore_every_s)  # fmt: skip
 
     def chosen_forecaster(self, zone: str) -> str | None:
         """The forecaster last chosen for ``zone`` (None before the first scoring; the

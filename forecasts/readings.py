@@ -14,16 +14,31 @@ from forecasts.electricitymaps import ProviderReading
 from forecasts.series import FloatArray, IntensitySeries, SignalKind
 
 __all__ = [
+    "HISTORY_FORECAST_FAILED",
+    "NO_PROVIDER",
+    "OFFLINE_PROBLEM",
     "RUNGS",
     "IntensityProvider",
     "IntensityReading",
     "Rung",
     "StaleHistory",
     "ZoneForecast",
+    "history_ends",
 ]
 
 Rung = Literal["live", "cache", "history-forecast", "static"]
 RUNGS: Final[tuple[Rung, ...]] = ("live", "cache", "history-forecast", "static")
+
+# The chain's words that its users match (``carbond doctor``, the service): said here once so
+# that a change of wording reaches them (until 2026-12-08 they re-typed these strings).
+NO_PROVIDER: Final = "no provider configured"  # refresh's outcome per zone of an offline chain
+OFFLINE_PROBLEM: Final = f"live: {NO_PROVIDER}"  # in every reading's problem of an offline chain
+HISTORY_FORECAST_FAILED: Final = "history forecast: "  # before why that rung had no value
+
+
+def history_ends(gap_s: float) -> str:
+    """Why the history forecast refuses a history ending ``gap_s`` before the hour of now."""
+    return f"history ends {gap_s / 86_400:.1f} days before now"
 
 
 class IntensityProvider(Protocol):
@@ -79,6 +94,12 @@ class StaleHistory:
     newest_at: datetime  # start of the newest valid point
     gap_s: float  # from the end of the history to the start of now's hour
     max_gap_s: float
+
+    @property
+    def forecast_problem(self) -> str:
+        """What the chain's readings and forecasts say of it among their problems:
+        ``history forecast: history ends 90.0 days before now``."""
+        return HISTORY_FORECAST_FAILED + history_ends(self.gap_s)
 
 
 @dataclass(frozen=True, slots=True)

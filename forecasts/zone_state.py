@@ -19,7 +19,7 @@ from forecasts.backtest import BacktestResult, score_recent
 from forecasts.electricitymaps import ProviderReading
 from forecasts.errors import ForecastsError
 from forecasts.forecasters import VectorForecaster
-from forecasts.readings import ZoneForecast
+from forecasts.readings import ZoneForecast, history_ends
 from forecasts.series import FloatArray, IntensitySeries
 
 __all__ = [
@@ -103,7 +103,7 @@ class ZoneState:
         known, newest_at, gap_s = found
         issue = floor_hour(now)
         if gap_s > max_gap_s:
-            raise ForecastsError(f"history ends {gap_s / 86_400:.1f} days before now")
+            raise ForecastsError(history_ends(gap_s))
         score = self._rescore(forecasters, known, now, rescore_every_s)
         chosen = _pick(forecasters, self.chosen() or DEFAULT_FORECASTER)
         raw = chosen.forecast(known, known.end, int(gap_s) + horizon_s, known.step_s)

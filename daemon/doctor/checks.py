@@ -60,7 +60,7 @@ from daemon.settings import (
 )
 from daemon.sites import SiteConfigError, sites_of
 from daemon.statedir import LEDGER_NAME, state_dir_problems
-from forecasts import ForecastsError, SeriesCache, SignalChain
+from forecasts import OFFLINE_PROBLEM, ForecastsError, SeriesCache, SignalChain
 from policies import UnknownPolicyError, get_policy
 from policies.errors import PoliciesError
 
@@ -278,10 +278,6 @@ def _check_slurm(settings: Settings) -> Check:
     return Check("slurm", "pass", "; ".join(found))
 
 
-_OFFLINE = "live: no provider configured"  # the problem of every reading of doctor's chain
-_HISTORY_ENDS = "history forecast: history ends "  # forecasts.zone_state's too-old history
-
-
 def _check_signals(settings: Settings, now: datetime) -> Check:
     """Each zone's intensity now from the fallback chain, offline (cache, history, static):
     no network and no directory is created. Says whether a token is set, never its value."""
@@ -306,11 +302,11 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
         reading = chain.current(zone, now)
         # why it fell back past the cache (a history too old to use, a cache file unreadable);
         # until 2026-12-07 not said. This chain has no provider by design: that is no news.
-        why = [p for p in (reading.problem or "").split("; ") if p and p != _OFFLINE]
+        why = [p for p in (reading.problem or "").split("; ") if p and p != OFFLINE_PROBLEM]
         if (stale := chain.stale_history(zone, now)) is not None:
             # in the daemon's words (its health problem), in place of the forecaster's
             # "history forecast: history ends N days before now", which says the same
-            why = [p for p in why if not p.startswith(_HISTORY_ENDS)]
+            why = [p for p in why if p != stale.forecast_problem]
             why.insert(0, stale_history_problem(stale))
         values.append(
             f"{zone} {reading.intensity_g_per_kwh:.0f} g/kWh ({reading.rung}, "

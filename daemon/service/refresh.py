@@ -17,7 +17,7 @@ import structlog
 
 from daemon.intensity.providers import Reading, StaticIntensity
 from daemon.intensity.signals import stale_history_problem
-from forecasts import ForecastsError, SignalChain, StaleHistory
+from forecasts import NO_PROVIDER, ForecastsError, SignalChain, StaleHistory
 from policies import ZoneIntensity
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ __all__ = ["refresh_intensity"]
 
 log = structlog.get_logger(__name__)
 
-_NOT_A_FAILURE = frozenset({"ok", "no provider configured"})
+_NOT_A_FAILURE = frozenset({"ok", NO_PROVIDER})  # the chain's outcomes that are no failure
 
 
 def refresh_intensity(

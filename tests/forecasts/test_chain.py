@@ -12,6 +12,8 @@ import requests
 import responses
 
 from forecasts import (
+    NO_PROVIDER,
+    OFFLINE_PROBLEM,
     ElectricityMapsClient,
     IntensitySeries,
     MalformedPayloadError,
@@ -496,6 +498,24 @@ def test_a_history_too_old_to_forecast_from_is_reported_as_such() -> None:
     recent = old.replace(start=NOW_HOUR - 24 * H)
     assert SignalChain(traces={"DE": recent}).stale_history("DE", NOW) is None
     assert SignalChain().stale_history("DE", NOW) is None
+
+
+def test_an_offline_chain_s_words_are_the_ones_forecasts_exports() -> None:
+    """``carbond doctor`` drops the offline note and the history forecast's refusal of a
+    too-old history from a reading's problem, and the service does not count an offline
+    refresh as a failure, by the phrases forecasts exports: until 2026-12-08 they re-typed
+    them, so a change of wording here would have doctor print both silently."""
+    months_ago = NOW_HOUR - timedelta(days=90)
+    old = IntensitySeries("DE", months_ago - 23 * H, 3600, np.full(24, 300.0))
+    chain = SignalChain(traces={"DE": old})
+    assert chain.refresh(["DE"], NOW) == {"DE": NO_PROVIDER}
+    problems = (chain.current("DE", NOW).problem or "").split("; ")
+    stale = chain.stale_history("DE", NOW)
+    assert stale is not None
+    assert problems[:2] == [OFFLINE_PROBLEM, stale.forecast_problem], problems
+    assert stale.forecast_problem == "history forecast: history ends 90.0 days before now"
+    forecast = chain.forecast("DE", NOW, 6 * 3600, 3600)
+    assert stale.forecast_problem in (forecast.problem or "").split("; ")
 
 
 def test_an_outage_pause_shorter_than_the_refresh_interval_notices_recovery_then() -> None:
