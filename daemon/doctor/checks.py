@@ -48,7 +48,7 @@ from daemon.doctor.service import (
 from daemon.doctor.token_file import token_file_problem
 from daemon.doctor.wrapper import describe_wrapper
 from daemon.errors import DaemonError
-from daemon.intensity.signals import stale_history_problem
+from daemon.intensity.signals import chain_ages, stale_history_problem
 from daemon.inventory import build_inventory
 from daemon.ledger import SCHEMA_VERSION, Ledger
 from daemon.settings import (
@@ -288,15 +288,9 @@ def _check_signals(settings: Settings, now: datetime) -> Check:
         if cache_dir.is_dir()
         else None
     )
-    sig = settings.signals  # the daemon's ages: until 2026-12-08 the chain's defaults
-    chain = SignalChain(
-        cache=cache,
-        kind=settings.electricitymaps.emission_factor_type,
-        live_max_age_s=sig.live_max_age_s,
-        cache_max_age_s=sig.cache_max_age_s,
-        max_history_gap_s=sig.max_history_gap_s,
-        rescore_every_s=sig.rescore_every_s,
-    )
+    # the daemon's ages (until 2026-12-08 the chain's defaults)
+    kind = settings.electricitymaps.emission_factor_type
+    chain = SignalChain(cache=cache, kind=kind, **chain_ages(settings))
     values = []
     for zone in zones:
         reading = chain.current(zone, now)

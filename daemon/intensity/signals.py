@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import requests
 import structlog
@@ -30,12 +31,32 @@ from forecasts import (
 from forecasts.refresh import OUTAGE_PAUSE_S
 
 __all__ = [
+    "ChainAges",
     "SignalWiring",
     "build_signal_chain",
+    "chain_ages",
     "refresh_signals",
     "resolve_cache_dir",
     "stale_history_problem",
 ]
+
+
+class ChainAges(TypedDict):
+    """The :class:`~forecasts.SignalChain` ages that ``signals.*`` sets (keyword arguments)."""
+
+    live_max_age_s: float
+    cache_max_age_s: float
+    max_history_gap_s: float
+    rescore_every_s: float
+
+
+def chain_ages(settings: Settings) -> ChainAges:
+    """The chain's ages from ``settings.signals``: the daemon's chain and ``carbond doctor``'s
+    (which builds its own, creating no cache directory) take them from here."""
+    sig = settings.signals
+    return ChainAges(live_max_age_s=sig.live_max_age_s, cache_max_age_s=sig.cache_max_age_s,
+                     max_history_gap_s=sig.max_history_gap_s,
+                     rescore_every_s=sig.rescore_every_s)  # fmt: skip
 
 
 def _writable(directory: Path) -> bool:
@@ -121,10 +142,7 @@ def build_signal_chain(
         cache=cache,
         traces=traces,
         kind=em.emission_factor_type,
-        live_max_age_s=sig.live_max_age_s,
-        cache_max_age_s=sig.cache_max_age_s,
-        max_history_gap_s=sig.max_history_gap_s,
-        rescore_every_s=sig.rescore_every_s,
+        **chain_ages(settings),
         # the pause stops the rest of a refresh asking a provider latest cannot reach; it
         # must not skip the next refresh (a recovery noticed a refresh late)
         outage_pause_s=min(OUTAGE_PAUSE_S, settings.intervals.refresh_s),
