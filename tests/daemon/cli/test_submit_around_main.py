@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,25 +118,19 @@ def test_a_queue_jsonl_both_writable_and_linked_is_named_writable_as_doctor_does
     assert err.count("carbond: note:") == 1
 
 
-def test_cancel_goes_around_it_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config, state = _set_up(tmp_path, False)
-    assert main(["submit", "--config", str(config), *_SUBMIT]) == 0
-    job_id = json.loads(capsys.readouterr().out)["job_id"]
-    assert _ingest(config, state) == (job_id,)
-    queue = state / QUEUE_NAME
-    size = queue.stat().st_size
-    os.link(queue, tmp_path / "other-name")
-
-    assert main(["cancel", "--config", str(config), job_id]) == 0
-
-    assert queue.stat().st_size == size
-    spool = state / SPOOL_DIR / f"{os.getuid()}.jsonl"
-    assert json.loads(spool.read_text()) == {"cancel": job_id}
-    assert "has 2 hard links" in capsys.readouterr().err
-
-
-def test_cancel_goes_around_a_writable_one_with_the_note(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("make_bad", "note"),
+    [
+        (os.link, "has 2 hard links"),
+        (lambda queue, _: queue.chmod(0o664), "is writable by other users (mode 0664)"),
+    ],
+    ids=["hard-linked", "writable"],
+)
+def test_cancel_goes_around_it_too_with_the_note(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_bad: Callable[[Path, Path], None],
+    note: str,
 ) -> None:
     config, state = _set_up(tmp_path, False)
     assert main(["submit", "--config", str(config), *_SUBMIT]) == 0
@@ -144,14 +138,14 @@ def test_cancel_goes_around_a_writable_one_with_the_note(
     assert _ingest(config, state) == (job_id,)
     queue = state / QUEUE_NAME
     size = queue.stat().st_size
-    queue.chmod(0o664)
+    make_bad(queue, tmp_path / "other-name")
 
     assert main(["cancel", "--config", str(config), job_id]) == 0
 
     assert queue.stat().st_size == size
     spool = state / SPOOL_DIR / f"{os.getuid()}.jsonl"
     assert json.loads(spool.read_text()) == {"cancel": job_id}
-    assert "is writable by other users (mode 0664)" in capsys.readouterr().err
+    assert note in capsys.readouterr().err
 
 
 def test_a_single_link_queue_jsonl_is_appended_to_without_a_note(
