@@ -29,11 +29,20 @@ from policies.footprint.power import DEFAULT_POWER, PowerCurve, PowerModel, Stud
 from policies.footprint.runtimes import RuntimeProfile
 from policies.footprint.workload import Workload
 
-__all__ = ["Estimate", "estimate", "matmul_peak_flops", "memory_required_gb"]
+__all__ = [
+    "NO_BF16_ARCHITECTURES",
+    "Estimate",
+    "estimate",
+    "matmul_peak_flops",
+    "memory_required_gb",
+]
 
 _GB: Final = 1e9
 _TFLOPS: Final = 1e12
 _FP8_ARCHITECTURES: Final = frozenset({"Ada Lovelace", "Hopper", "Blackwell"})
+# Before Ampere (compute capability below 8.0): no bf16 tensor cores, and vLLM refuses bf16
+# (policies.footprint.served serves it as fp16 there).
+NO_BF16_ARCHITECTURES: Final = frozenset({"Turing", "Volta"})
 
 
 @fast_init
@@ -95,7 +104,7 @@ def matmul_peak_flops(gpu: GpuSpec, precision: str) -> float:
     before Ampere, so Turing and Volta fall back to the fp32 rate. fp8 (weights and activations)
     runs at twice the fp16 rate on Ada, Hopper and Blackwell, and as weight-only elsewhere.
     """
-    if precision == "fp32" or (precision == "bf16" and gpu.architecture in {"Turing", "Volta"}):
+    if precision == "fp32" or (precision == "bf16" and gpu.architecture in NO_BF16_ARCHITECTURES):
         return gpu.fp32_tflops * _TFLOPS
     if precision == "fp8" and gpu.architecture in _FP8_ARCHITECTURES:
         return gpu.int8_tops * _TFLOPS  # FP8 tensor cores run at the INT8 rate

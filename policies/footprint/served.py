@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from policies.errors import InvalidWorkloadError
+from policies.footprint.estimator import NO_BF16_ARCHITECTURES
 from policies.footprint.gpus import GpuSpec
 from policies.footprint.runtimes import RuntimeProfile
 
 __all__ = ["ServedPrecision", "served_precision"]
 
-_NO_BF16: Final = frozenset({"Turing", "Volta"})  # compute capability below 8.0
 _NO_FP8: Final = frozenset({"Volta"})  # compute capability below 7.5
 _CAPABILITY: Final = {"Turing": "7.5", "Volta": "7.0"}
 
@@ -51,7 +51,7 @@ def served_precision(gpu: GpuSpec, runtime: RuntimeProfile, precision: str) -> S
     asked = precision.lower()
     if not runtime.continuous_batching:
         return ServedPrecision(asked)
-    if asked == "bf16" and gpu.architecture in _NO_BF16:
+    if asked == "bf16" and gpu.architecture in NO_BF16_ARCHITECTURES:
         return ServedPrecision(
             "fp16",
             f"bf16 served as fp16: vLLM refuses bf16 below compute capability 8.0 "
