@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,3 +26,11 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     """A fresh ledger in ``tmp_path``, closed after the test."""
     with Ledger.open(tmp_path / "ledger.db") as opened:
         yield opened
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """umask 022 for the test, as a login shell has (file modes the test asserts depend on it)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)

@@ -7,8 +7,6 @@ line names it with the ``chmod`` that makes it private."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +19,7 @@ from daemon.settings import load_settings
 from tests.daemon.cli.private_config import write_config
 from tests.daemon.doctor.doctor_setup import run_doctor
 
-
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 def _daemon_started(tmp_path: Path, private: bool) -> tuple[Path, Path]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,12 +18,7 @@ from daemon.queue import SPOOL_DIR
 from daemon.queue.ingest import Queue
 from tests.daemon.cli.private_config import write_config
 
-
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 def _setup(tmp_path: Path, private: bool) -> tuple[Path, Path]:

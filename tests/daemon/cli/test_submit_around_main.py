@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,11 +27,7 @@ NOW = datetime(2024, 6, 1, tzinfo=UTC)
 _SUBMIT = ["--json", "--model", "llama-1b", "--requests", "8", "--", "/bin/true"]
 
 
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 def _set_up(tmp_path: Path, private: bool) -> tuple[Path, Path]:

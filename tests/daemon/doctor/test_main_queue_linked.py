@@ -8,7 +8,6 @@ The rule is the daemon's own (:func:`daemon.queue.file_verdict.hard_linked`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,7 @@ from daemon.queue.files import attribution
 from tests.daemon.cli.private_config import write_config
 from tests.daemon.doctor.doctor_setup import run_doctor, start_daemon
 
-
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 @pytest.mark.parametrize("private", [False, True])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,7 @@ UID = os.getuid()
 LINE = {"model": "llama-1b", "argv": ["/bin/true", "--secret"]}
 
 
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 def _config(tmp_path: Path, private: bool) -> tuple[Path, Path]:

@@ -8,7 +8,6 @@ is the daemon's own (:func:`daemon.queue.file_verdict.writable_by_others`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,7 @@ UID = os.getuid()
 LINE = {"model": "llama-1b", "argv": ["/bin/true"]}
 
 
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 def _setup(tmp_path: Path, private: bool) -> tuple[Path, Path]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,7 @@ from tests.daemon.doctor.doctor_setup import run_doctor, start_daemon
 MODES = [0o600, 0o400, 0o640, 0o604, 0o644, 0o440, 0o2640, 0o700]
 
 
-@pytest.fixture(autouse=True)
-def _usual_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: f"{m:04o}")
